@@ -8,6 +8,9 @@ import click
 
 # name -> (module, attribute, one-line help). Add a line here to add a subcommand.
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "up": ("services.stack.commands", "up", "Start the local Kafka, PostgreSQL, Prometheus and Alertmanager."),
+    "down": ("services.stack.commands", "down", "Stop the local stack."),
+    "status": ("services.stack.commands", "status", "Show each component, its address and whether it answers."),
 }
 
 

@@ -1,0 +1,74 @@
+"""Kafka plumbing shared by the services: topic creation and client factories with the
+settings every leadflow client needs (acks=all, idempotence, read_committed, manual commits)."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from services.common.config import Settings
+
+
+def lead_key(lead_id: str) -> bytes:
+    """Records are keyed by lead id so a lead's events stay in order on one partition."""
+    return lead_id.encode("utf-8")
+
+
+async def ensure_topics(settings: Settings, names: Iterable[str] | None = None) -> list[str]:
+    """Create the pipeline's topics with the configured partitions and replication.
+
+    Partition count and replication come from settings, never code: a multi-broker deployment
+    sets LEADFLOW_TOPIC_REPLICATION=3 and LEADFLOW_TOPIC_MIN_INSYNC_REPLICAS=2. Returns the
+    topics that were created now (existing ones are left as they are).
+    """
+    names = list(names) if names is not None else list(settings.topics.all())
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="leadflow-admin")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(
+                name, num_partitions=settings.topic_partitions, replication_factor=settings.topic_replication,
+                topic_configs={"min.insync.replicas": str(settings.topic_min_insync_replicas)},
+            )
+            for name in names if name not in existing
+        ]
+        if not wanted:
+            return []
+        try:
+            await admin.create_topics(wanted)
+        except TopicAlreadyExistsError:
+            pass  # created concurrently by another starter: the wanted state holds
+        return [t.name for t in wanted]
+    finally:
+        await admin.close()
+
+
+def make_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 5,
+        "max_batch_size": 256 * 1024,
+        "request_timeout_ms": 30000,
+    }
+    options.update(overrides)
+    return AIOKafkaProducer(**options)
+
+
+def make_consumer(settings: Settings, group_id: str | None, *topics: str, **overrides: Any) -> AIOKafkaConsumer:
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "isolation_level": "read_committed",
+        "max_poll_records": 2000,
+        "fetch_max_bytes": 16 * 1024 * 1024,
+        "max_partition_fetch_bytes": 4 * 1024 * 1024,
+    }
+    options.update(overrides)
+    return AIOKafkaConsumer(*topics, **options)

@@ -1,0 +1,47 @@
+"""`leadflow up`, `leadflow down`, `leadflow status`."""
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from services.common.config import load_settings
+from services.stack.local_stack import LocalStack
+from services.stack.process import StackError
+
+
+@click.command()
+def up() -> None:
+    """Start Kafka, PostgreSQL, Prometheus and Alertmanager on 127.0.0.1 (idempotent)."""
+    stack = LocalStack(load_settings())
+    try:
+        stack.up(log=click.echo)
+    except StackError as exc:
+        click.echo(f"leadflow up failed: {exc}", err=True)
+        sys.exit(1)
+
+
+@click.command()
+def down() -> None:
+    """Stop everything `leadflow up` started."""
+    try:
+        LocalStack(load_settings()).down(log=click.echo)
+    except StackError as exc:
+        click.echo(f"leadflow down failed: {exc}", err=True)
+        sys.exit(1)
+
+
+@click.command()
+def status() -> None:
+    """Show each component, its address and whether it answers. Exit 1 if the core stack is down."""
+    rows = LocalStack(load_settings()).status()
+    table = Table(title="leadflow stack")
+    for col in ("component", "address", "answers"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(row.name, row.address, "[green]yes[/green]" if row.answers else "[red]no[/red]")
+    Console().print(table)
+    core = {"kafka", "postgres", "prometheus", "alertmanager"}
+    sys.exit(0 if all(r.answers for r in rows if r.name in core) else 1)
