@@ -1,0 +1,51 @@
+# leadflow: every target installs what it needs first, idempotently.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+SYSDEPS := .leadflow/.system-deps-stamp
+PYTEST_ARGS ?=
+
+.PHONY: help install system-deps up down status demo test test-unit test-stack bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "leadflow needs Python 3.11 or newer; set PYTHON=python3.11")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv with leadflow installed (.venv/bin/leadflow)
+
+$(SYSDEPS): deploy/scripts/install-system-deps.sh
+	@bash deploy/scripts/install-system-deps.sh
+	@mkdir -p .leadflow && touch $(SYSDEPS)
+
+system-deps: $(SYSDEPS) ## Install Java, Maven, PostgreSQL, Prometheus, Alertmanager when missing
+
+up: install system-deps ## Start Kafka, PostgreSQL, Prometheus and Alertmanager on 127.0.0.1
+	$(BIN)/leadflow up
+
+down: ## Stop the local stack (leaves no process behind)
+	@if [ -x $(BIN)/leadflow ]; then $(BIN)/leadflow down; else echo "nothing to stop (no .venv)"; fi
+
+status: install ## Show each component and whether it answers
+	$(BIN)/leadflow status
+
+demo: up ## Start the stack and the services, send sample events, show the result
+	$(BIN)/leadflow demo
+
+test: install system-deps ## Run the whole test suite (unit, contract, integration, e2e, faults)
+	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+test-unit: install ## Only the fast tests that need no servers
+	$(BIN)/pytest -q tests/unit tests/contract
+
+bench: install system-deps ## Measure the core, the services and their peers (leadflow bench)
+	$(BIN)/leadflow bench $(BENCH_ARGS)
+
+clean: down ## Stop the stack and delete .leadflow/ (data and logs)
+	rm -rf .leadflow
