@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import pytest
+
+from services.common.config import ConfigError, Secret, load_settings
+
+
+def test_defaults_are_the_local_stack():
+    s = load_settings({})
+    assert s.kafka_bootstrap == "127.0.0.1:19092"
+    assert s.postgres_dsn.reveal() == "postgresql://postgres@127.0.0.1:15432/leadflow"
+    assert s.topics.events == "leadflow.events"
+    assert s.topics.all() == ("leadflow.inbound", "leadflow.events", "leadflow.lifecycle", "leadflow.sla", "leadflow.dlq")
+    assert s.topic_partitions == 6
+
+
+def test_ports_move_the_derived_addresses():
+    s = load_settings({"LEADFLOW_KAFKA_PORT": "29092", "LEADFLOW_POSTGRES_PORT": "25432"})
+    assert s.kafka_bootstrap == "127.0.0.1:29092"
+    assert s.postgres_dsn.reveal().endswith("127.0.0.1:25432/leadflow")
+
+
+def test_secrets_never_show_in_repr_or_describe():
+    s = load_settings({
+        "LEADFLOW_POSTGRES_DSN": "postgresql://app:hunter2@db:5432/leadflow",
+        "LEADFLOW_INGEST_HMAC_SECRET": "topsecret",
+    })
+    text = repr(s) + str(s.describe())
+    assert "hunter2" not in text
+    assert "topsecret" not in text
+    assert s.ingest_hmac_secret.reveal() == "topsecret"
+    assert str(Secret("x")) == "Secret('****')"
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"LEADFLOW_KAFKA_PORT": "abc"}, "LEADFLOW_KAFKA_PORT must be a whole number"),
+        ({"LEADFLOW_KAFKA_PORT": "70000"}, "LEADFLOW_KAFKA_PORT must be between 1 and 65535"),
+        ({"LEADFLOW_TOPIC_PARTITIONS": "0"}, "LEADFLOW_TOPIC_PARTITIONS must be between 1"),
+        ({"LEADFLOW_POSTGRES_DSN": "mysql://x"}, "LEADFLOW_POSTGRES_DSN must be a postgresql:// URL"),
+        ({"LEADFLOW_POSTGRES_SCHEMA": "Robert'); DROP"}, "LEADFLOW_POSTGRES_SCHEMA must be"),
+        ({"LEADFLOW_TOPIC_PREFIX": "a b"}, "LEADFLOW_TOPIC_PREFIX may hold"),
+    ],
+)
+def test_bad_values_name_the_variable(env, names):
+    with pytest.raises(ConfigError, match=names.replace("(", r"\(")):
+        load_settings(env)
