@@ -11,6 +11,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "up": ("services.stack.commands", "up", "Start the local Kafka, PostgreSQL, Prometheus and Alertmanager."),
     "down": ("services.stack.commands", "down", "Stop the local stack."),
     "status": ("services.stack.commands", "status", "Show each component, its address and whether it answers."),
+    "topics": ("services.stack.commands", "topics", "Create the pipeline's topics on the configured Kafka."),
 }
 
 

@@ -45,3 +45,15 @@ def status() -> None:
     Console().print(table)
     core = {"kafka", "postgres", "prometheus", "alertmanager"}
     sys.exit(0 if all(r.answers for r in rows if r.name in core) else 1)
+
+
+@click.command()
+def topics() -> None:
+    """Create the pipeline's topics on the configured Kafka (partitions and replication from settings)."""
+    import asyncio
+
+    from services.common.kafka import ensure_topics
+
+    settings = load_settings()
+    created = asyncio.run(ensure_topics(settings))
+    click.echo(f"created: {', '.join(created)}" if created else "all topics exist")
