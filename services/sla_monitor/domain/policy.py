@@ -1,0 +1,563 @@
+"""SLA policy as code: a TOML file validated into an immutable `Policy`.
+
+Shape (see default_policy.toml, the built-in policy, which is contract §4):
+
+    description = "..."                     # optional, not part of the version
+    [calendars.NAME]                        # "default" always exists (contract calendar)
+    timezone = "Europe/Berlin"; working_days = ["mon", ...]; opens = "09:00"; closes = "17:00"
+    holidays = [2026-12-25, "2026-12-26"]
+    [teams.TEAM]                            # a team's business calendar
+    calendar = "NAME"
+    [slas.NAME]                             # NAME is the `sla` printed; `kind` defaults to NAME
+    kind = "speed_to_lead"; enabled = true; calendar = "NAME"
+    scope = { channel = ["website"], segment = ..., team = ..., source = ... }
+    <the kind's numbers>
+    [[slas.NAME.overrides]]                 # applied in order, later ones win
+    when = { segment = "enterprise" }       # channel / segment / team / source
+    <numbers to change>
+
+Rules: unknown keys are errors; a field left out takes the contract default for its kind
+(including speed_to_lead's website scope and contact_attempts' enterprise override); a file
+without `[slas]` keeps the built-in SLAs (so a file may only add calendars and teams). A broken
+file raises `PolicyError` naming the field path and, where it can be found, the line.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from services.sla_monitor.domain.calendar import WEEKDAY_NAMES, BusinessCalendar
+
+# SLA kinds (contract §4); an SLA's behaviour is its kind, its numbers come from the policy.
+SPEED_TO_LEAD = "speed_to_lead"
+SALES_ACCEPTANCE = "sales_acceptance"
+CONTACT_ATTEMPTS = "contact_attempts"
+CLOSED_LOOP_FEEDBACK = "closed_loop_feedback"
+MARKETING_WEEKLY_VOLUME = "marketing_weekly_volume"
+REP_MONTHLY_VOLUME = "rep_monthly_volume"
+CLOCK_KINDS = (SPEED_TO_LEAD, SALES_ACCEPTANCE, CONTACT_ATTEMPTS, CLOSED_LOOP_FEEDBACK)
+WINDOW_KINDS = (MARKETING_WEEKLY_VOLUME, REP_MONTHLY_VOLUME)
+KINDS = CLOCK_KINDS + WINDOW_KINDS
+
+DEFAULT_CALENDAR_NAME = "default"
+SCOPE_KEYS = ("channel", "segment", "team", "source")
+BUILTIN_SOURCE = "built-in policy"
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used. `field` is the dotted path, `line` 1-based or None."""
+
+    def __init__(self, source: str, field: str, reason: str, line: int | None = None) -> None:
+        where = f"{source}:{line}" if line is not None else source
+        super().__init__(f"{where}: {field}: {reason}" if field else f"{where}: {reason}")
+        self.source = source
+        self.field = field
+        self.reason = reason
+        self.line = line
+
+
+# --- the validated policy -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Which leads an SLA (or an override) applies to: attribute -> allowed values; None = any."""
+
+    channel: frozenset[str] | None = None
+    segment: frozenset[str] | None = None
+    team: frozenset[str] | None = None
+    source: frozenset[str] | None = None
+
+    def matches(self, channel: str | None, segment: str | None, team: str | None, source: str | None) -> bool:
+        return (
+            (self.channel is None or channel in self.channel)
+            and (self.segment is None or segment in self.segment)
+            and (self.team is None or team in self.team)
+            and (self.source is None or source in self.source)
+        )
+
+    def to_canonical(self) -> dict[str, list[str]]:
+        return {key: sorted(values) for key in SCOPE_KEYS if (values := getattr(self, key)) is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class SlaSettings:
+    """An SLA's numbers after overrides. Fields a kind does not use keep their defaults."""
+
+    enabled: bool = True
+    calendar: str | None = None  # None: the lead's team calendar, else the default calendar
+    due: timedelta | None = None
+    business_time: bool = True
+    business_days: int = 2
+    required_attempts: int = 6
+    decide_reasons: frozenset[str] = frozenset({"no_response"})
+    target: int = 0
+    min_fit_share: float = 0.5
+    fit: str = "good"
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    when: Scope
+    changes: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class SlaRule:
+    name: str
+    kind: str
+    scope: Scope
+    settings: SlaSettings
+    overrides: tuple[Override, ...] = ()
+    _resolved: dict[tuple, SlaSettings] = field(default_factory=dict, repr=False, compare=False)
+
+    def settings_for(
+        self, channel: str | None, segment: str | None, team: str | None, source: str | None
+    ) -> SlaSettings:
+        """The settings after every override whose `when` matches, in file order."""
+        if not self.overrides:
+            return self.settings
+        key = (channel, segment, team, source)
+        found = self._resolved.get(key)
+        if found is None:
+            found = self.settings
+            for override in self.overrides:
+                if override.when.matches(channel, segment, team, source):
+                    found = replace(found, **override.changes)
+            self._resolved[key] = found
+        return found
+
+
+@dataclass(frozen=True)
+class Policy:
+    rules: tuple[SlaRule, ...]
+    calendars: Mapping[str, BusinessCalendar]
+    team_calendars: Mapping[str, str]
+    version: str  # short sha256 of the canonical form: recorded on every clock
+    source: str = BUILTIN_SOURCE
+
+    def calendar_for(self, settings: SlaSettings, team: str | None) -> BusinessCalendar:
+        """An SLA's own calendar if set, else the team's, else the default calendar."""
+        name = settings.calendar or self.team_calendars.get(team or "", DEFAULT_CALENDAR_NAME)
+        return self.calendars[name]
+
+    def rule(self, name: str) -> SlaRule:
+        for rule in self.rules:
+            if rule.name == name:
+                return rule
+        raise KeyError(name)
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """The policy in the TOML file at `path`; None: the built-in default (contract §4)."""
+    if path is None:
+        return _DEFAULT_POLICY
+    path = Path(path)
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(str(path), "", f"cannot read the file ({exc})") from None
+    return parse_policy(text, str(path))
+
+
+def parse_policy(text: str, source: str = "<policy>") -> Policy:
+    """Validate TOML text into a Policy; raises PolicyError, never returns a partial policy."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        if match:
+            line: int | None = int(match.group(1))
+        else:  # "(at end of document)"
+            line = max(1, len(text.splitlines())) if "end of document" in str(exc) else None
+        raise PolicyError(source, "", f"not valid TOML: {exc}", line) from None
+    try:
+        return _Validator().policy(data)
+    except _Invalid as exc:
+        raise PolicyError(source, exc.path, exc.reason, _find_line(text, exc.path)) from None
+
+
+def default_policy() -> Policy:
+    return _DEFAULT_POLICY
+
+
+# --- validation -----------------------------------------------------------------------------
+
+
+class _Invalid(Exception):
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+_DURATION = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_CLOCK_TIME = re.compile(r"^(\d{2}):(\d{2})$")
+
+_COMMON_KEYS = ("kind", "description", "enabled", "calendar", "scope", "overrides")
+# The numbers each kind takes (override-able), with the contract default.
+_KIND_DEFAULTS: dict[str, dict[str, Any]] = {
+    SPEED_TO_LEAD: {"due": timedelta(hours=1), "business_time": True},
+    SALES_ACCEPTANCE: {"business_days": 2},
+    CONTACT_ATTEMPTS: {"required_attempts": 6, "decide_reasons": frozenset({"no_response"})},
+    CLOSED_LOOP_FEEDBACK: {"due": timedelta(days=90), "business_time": False},
+    MARKETING_WEEKLY_VOLUME: {"target": 50, "min_fit_share": 0.5, "fit": "good"},
+    REP_MONTHLY_VOLUME: {"target": 150},
+}
+_KIND_DEFAULT_SCOPE: dict[str, Scope] = {SPEED_TO_LEAD: Scope(channel=frozenset({"website"}))}
+_KIND_DEFAULT_OVERRIDES: dict[str, tuple[Override, ...]] = {
+    CONTACT_ATTEMPTS: (Override(Scope(segment=frozenset({"enterprise"})), {"required_attempts": 8}),),
+}
+# Which `when` keys an override may use: a weekly marketing window is one count for everyone, so
+# it has no per-lead overrides (define a second SLA with `kind` and a `scope` instead); a rep's
+# month takes its numbers from the team of the assignment that opens it.
+_OVERRIDE_WHEN_KEYS: dict[str, tuple[str, ...]] = {
+    **{kind: SCOPE_KEYS for kind in CLOCK_KINDS},
+    MARKETING_WEEKLY_VOLUME: (),
+    REP_MONTHLY_VOLUME: ("team",),
+}
+_CALENDAR_KEYS = ("timezone", "working_days", "opens", "closes", "holidays")
+_DEFAULT_CALENDAR_FIELDS = {
+    "timezone": "Europe/Berlin",
+    "working_days": frozenset({0, 1, 2, 3, 4}),
+    "opens": time(9),
+    "closes": time(17),
+    "holidays": frozenset(),
+}
+
+
+class _Validator:
+    def policy(self, data: dict[str, Any]) -> Policy:
+        self._unknown_keys("", data, ("description", "calendars", "teams", "slas"))
+        self._string_or_absent("description", data.get("description"))
+        calendars = self.calendars(data.get("calendars", {}))
+        teams = self.teams(data.get("teams", {}), calendars)
+        if "slas" in data:
+            rules = self.slas(data["slas"], calendars)
+        else:
+            rules = _DEFAULT_POLICY.rules  # a file may only add calendars and teams
+        canonical = {
+            "calendars": {name: _calendar_canonical(cal) for name, cal in sorted(calendars.items())},
+            "teams": dict(sorted(teams.items())),
+            "slas": [_rule_canonical(rule) for rule in rules],
+        }
+        blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        version = hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
+        return Policy(rules=tuple(rules), calendars=calendars, team_calendars=teams, version=version)
+
+    # calendars and teams
+
+    def calendars(self, value: Any) -> dict[str, BusinessCalendar]:
+        table = self._table("calendars", value)
+        calendars = {DEFAULT_CALENDAR_NAME: BusinessCalendar(**_DEFAULT_CALENDAR_FIELDS)}
+        for name, body in table.items():
+            calendars[name] = self.calendar(f"calendars.{_key(name)}", body)
+        return calendars
+
+    def calendar(self, path: str, value: Any) -> BusinessCalendar:
+        table = self._table(path, value)
+        self._unknown_keys(path, table, _CALENDAR_KEYS)
+        fields = dict(_DEFAULT_CALENDAR_FIELDS)
+        if "timezone" in table:
+            zone = table["timezone"]
+            if not isinstance(zone, str):
+                raise _Invalid(f"{path}.timezone", f'expected a time zone name like "Europe/Berlin", got {_show(zone)}')
+            try:
+                ZoneInfo(zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise _Invalid(f"{path}.timezone", f"unknown time zone {zone!r}") from None
+            fields["timezone"] = zone
+        if "working_days" in table:
+            fields["working_days"] = self.weekdays(f"{path}.working_days", table["working_days"])
+        if "opens" in table:
+            fields["opens"] = self.clock_time(f"{path}.opens", table["opens"], allow_24=False)
+        if "closes" in table:
+            fields["closes"] = self.clock_time(f"{path}.closes", table["closes"], allow_24=True)
+        if "holidays" in table:
+            fields["holidays"] = self.holidays(f"{path}.holidays", table["holidays"])
+        closes, opens = fields["closes"], fields["opens"]
+        if closes != time(0) and closes <= opens:
+            raise _Invalid(f"{path}.closes", f"must be after opens ({opens:%H:%M}), got {closes:%H:%M}")
+        return BusinessCalendar(**fields)
+
+    def weekdays(self, path: str, value: Any) -> frozenset[int]:
+        if not isinstance(value, list) or not value:
+            raise _Invalid(path, f'expected a non-empty list of weekdays like ["mon", "tue"], got {_show(value)}')
+        days = set()
+        for index, item in enumerate(value):
+            if not isinstance(item, str) or item.lower() not in WEEKDAY_NAMES:
+                raise _Invalid(f"{path}[{index}]", f"expected one of {', '.join(WEEKDAY_NAMES)}, got {_show(item)}")
+            days.add(WEEKDAY_NAMES.index(item.lower()))
+        return frozenset(days)
+
+    def clock_time(self, path: str, value: Any, *, allow_24: bool) -> time:
+        match = _CLOCK_TIME.match(value) if isinstance(value, str) else None
+        if match:
+            hour, minute = int(match.group(1)), int(match.group(2))
+            if allow_24 and (hour, minute) == (24, 0):
+                return time(0)  # midnight at the end of the day
+            if hour < 24 and minute < 60:
+                return time(hour, minute)
+        raise _Invalid(path, f'expected a time of day like "09:00", got {_show(value)}')
+
+    def holidays(self, path: str, value: Any) -> frozenset[date]:
+        if not isinstance(value, list):
+            raise _Invalid(path, f"expected a list of dates, got {_show(value)}")
+        days = set()
+        for index, item in enumerate(value):
+            days.add(self.holiday(f"{path}[{index}]", item))
+        return frozenset(days)
+
+    def holiday(self, path: str, value: Any) -> date:
+        if isinstance(value, date) and not isinstance(value, datetime):
+            return value  # a TOML local date
+        if isinstance(value, str):
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                pass
+        raise _Invalid(path, f"expected a date like 2026-12-25, got {_show(value)}")
+
+    def teams(self, value: Any, calendars: Mapping[str, BusinessCalendar]) -> dict[str, str]:
+        table = self._table("teams", value)
+        teams = {}
+        for team, body in table.items():
+            path = f"teams.{_key(team)}"
+            body = self._table(path, body)
+            self._unknown_keys(path, body, ("calendar",))
+            if "calendar" not in body:
+                raise _Invalid(f"{path}.calendar", "is required")
+            teams[team] = self.calendar_name(f"{path}.calendar", body["calendar"], calendars)
+        return teams
+
+    def calendar_name(self, path: str, value: Any, calendars: Mapping[str, BusinessCalendar]) -> str:
+        if not isinstance(value, str):
+            raise _Invalid(path, f"expected a calendar name, got {_show(value)}")
+        if value not in calendars:
+            known = ", ".join(sorted(calendars))
+            raise _Invalid(path, f"no calendar named {value!r} (known: {known})")
+        return value
+
+    # slas
+
+    def slas(self, value: Any, calendars: Mapping[str, BusinessCalendar]) -> list[SlaRule]:
+        table = self._table("slas", value)
+        return [self.sla(name, body, calendars) for name, body in table.items()]
+
+    def sla(self, name: str, value: Any, calendars: Mapping[str, BusinessCalendar]) -> SlaRule:
+        path = f"slas.{_key(name)}"
+        table = self._table(path, value)
+        kind = table.get("kind", name)
+        if kind not in KINDS:
+            field_path = f"{path}.kind" if "kind" in table else path
+            raise _Invalid(field_path, f"unknown SLA kind {kind!r}: expected one of {', '.join(KINDS)}"
+                           + ("" if "kind" in table else " (set `kind` to name an SLA freely)"))
+        numbers = _KIND_DEFAULTS[kind]
+        self._unknown_keys(path, table, _COMMON_KEYS + tuple(numbers))
+        self._string_or_absent(f"{path}.description", table.get("description"))
+        settings = SlaSettings(**numbers)
+        changes = self.numbers(path, table, kind, calendars)
+        settings = replace(settings, **changes)
+        scope = self.scope(f"{path}.scope", table["scope"], SCOPE_KEYS) if "scope" in table else _KIND_DEFAULT_SCOPE.get(kind, Scope())
+        if "overrides" in table:
+            overrides = self.overrides(f"{path}.overrides", table["overrides"], kind, calendars)
+        else:
+            overrides = _KIND_DEFAULT_OVERRIDES.get(kind, ())
+        return SlaRule(name=name, kind=kind, scope=scope, settings=settings, overrides=overrides)
+
+    def numbers(self, path: str, table: Mapping[str, Any], kind: str, calendars: Mapping[str, BusinessCalendar]) -> dict[str, Any]:
+        """The settings present in `table` (an SLA or an override), validated."""
+        changes: dict[str, Any] = {}
+        for key, value in table.items():
+            where = f"{path}.{key}"
+            if key == "enabled" or key == "business_time":
+                if not isinstance(value, bool):
+                    raise _Invalid(where, f"expected true or false, got {_show(value)}")
+                changes[key] = value
+            elif key == "calendar":
+                changes[key] = self.calendar_name(where, value, calendars)
+            elif key == "due":
+                changes[key] = _duration(where, value)
+            elif key in ("business_days", "required_attempts", "target"):
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise _Invalid(where, f"expected a whole number >= 0, got {_show(value)}")
+                changes[key] = value
+            elif key == "min_fit_share":
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                    raise _Invalid(where, f"expected a number from 0 to 1, got {_show(value)}")
+                changes[key] = float(value)
+            elif key == "fit":
+                if not isinstance(value, str) or not value:
+                    raise _Invalid(where, f'expected a fit value like "good", got {_show(value)}')
+                changes[key] = value
+            elif key == "decide_reasons":
+                changes[key] = frozenset(self.strings(where, value))
+        return changes
+
+    def scope(self, path: str, value: Any, allowed: tuple[str, ...]) -> Scope:
+        table = self._table(path, value)
+        self._unknown_keys(path, table, allowed)
+        return Scope(**{key: frozenset(self.strings(f"{path}.{key}", values)) for key, values in table.items()})
+
+    def overrides(self, path: str, value: Any, kind: str, calendars: Mapping[str, BusinessCalendar]) -> tuple[Override, ...]:
+        when_keys = _OVERRIDE_WHEN_KEYS[kind]
+        if not isinstance(value, list):
+            raise _Invalid(path, f"expected [[{path}]] tables, got {_show(value)}")
+        if value and not when_keys:
+            raise _Invalid(path, f"{kind} has no overrides: define another SLA with kind = {kind!r} and a scope")
+        result = []
+        for index, item in enumerate(value):
+            where = f"{path}[{index}]"
+            table = self._table(where, item)
+            self._unknown_keys(where, table, ("when", "enabled", "calendar", *_KIND_DEFAULTS[kind]))
+            if "when" not in table:
+                raise _Invalid(f"{where}.when", "is required (e.g. when = { segment = \"enterprise\" })")
+            when = self.scope(f"{where}.when", table["when"], when_keys)
+            changes = self.numbers(where, {k: v for k, v in table.items() if k != "when"}, kind, calendars)
+            result.append(Override(when=when, changes=changes))
+        return tuple(result)
+
+    # small checks
+
+    def strings(self, path: str, value: Any) -> list[str]:
+        """One string or a non-empty list of strings."""
+        if isinstance(value, str) and value:
+            return [value]
+        if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+            return list(value)
+        raise _Invalid(path, f"expected a string or a list of strings, got {_show(value)}")
+
+    def _table(self, path: str, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise _Invalid(path, f"expected a table, got {_show(value)}")
+        return value
+
+    def _unknown_keys(self, path: str, table: Mapping[str, Any], allowed: Iterable[str]) -> None:
+        allowed = tuple(allowed)
+        for key in table:
+            if key not in allowed:
+                where = f"{path}.{_key(key)}" if path else _key(key)
+                raise _Invalid(where, f"unknown key (allowed: {', '.join(allowed)})")
+
+    def _string_or_absent(self, path: str, value: Any) -> None:
+        if value is not None and not isinstance(value, str):
+            raise _Invalid(path, f"expected a string, got {_show(value)}")
+
+
+def _duration(path: str, value: Any) -> timedelta:
+    match = _DURATION.match(value) if isinstance(value, str) and value else None
+    if match is None:
+        raise _Invalid(path, f'expected a duration like "1h", got {_show(value)}')
+    weeks, days, hours, minutes, seconds = (int(part) if part else 0 for part in match.groups())
+    return timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def _show(value: Any) -> str:
+    """A value as the policy author wrote it (TOML-ish), for error messages."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a table"
+    return repr(value)
+
+
+def _key(name: str) -> str:
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else json.dumps(name, ensure_ascii=False)
+
+
+def _format_duration(value: timedelta) -> int:
+    return int(value.total_seconds())
+
+
+def _settings_canonical(changes: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in changes.items():
+        if isinstance(value, timedelta):
+            value = _format_duration(value)
+        elif isinstance(value, frozenset):
+            value = sorted(value)
+        out[key] = value
+    return out
+
+
+def _rule_canonical(rule: SlaRule) -> dict[str, Any]:
+    settings = {name: getattr(rule.settings, name) for name in SlaSettings.__slots__}
+    return {
+        "name": rule.name,
+        "kind": rule.kind,
+        "scope": rule.scope.to_canonical(),
+        "settings": _settings_canonical(settings),
+        "overrides": [
+            {"when": o.when.to_canonical(), "changes": _settings_canonical(o.changes)} for o in rule.overrides
+        ],
+    }
+
+
+def _calendar_canonical(calendar: BusinessCalendar) -> dict[str, Any]:
+    return {
+        "timezone": calendar.timezone,
+        "working_days": sorted(calendar.working_days),
+        "opens": calendar.opens.strftime("%H:%M"),
+        "closes": "24:00" if calendar.closes == time(0) else calendar.closes.strftime("%H:%M"),
+        "holidays": sorted(day.isoformat() for day in calendar.holidays),
+    }
+
+
+# --- where in the file a field is -----------------------------------------------------------
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
+_BARE_OR_QUOTED = r"(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')"
+_KEY_LINE = re.compile(rf"^\s*({_BARE_OR_QUOTED}(?:\s*\.\s*{_BARE_OR_QUOTED})*)\s*=")
+_PATH_TOKEN = re.compile(r"\"[^\"]*\"|'[^']*'|\[\d+\]|[A-Za-z0-9_-]+")
+
+
+def _tokens(dotted: str) -> tuple[str, ...]:
+    """`slas."a b".overrides[1].when` -> ("slas", "a b", "overrides", "[1]", "when")."""
+    return tuple(t[1:-1] if t[:1] in "\"'" else t for t in _PATH_TOKEN.findall(dotted))
+
+
+def _find_line(text: str, field_path: str) -> int | None:
+    """Best effort: the line defining `field_path`, or its nearest enclosing key or table.
+
+    tomllib reports positions only for syntax errors, so this maps `[table]` headers and
+    `key =` lines to paths (each `[[array]]` entry gets its index) and takes the longest prefix.
+    """
+    lines: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] = ()
+    array_counts: dict[tuple[str, ...], int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(line)
+        if header:
+            table = _tokens(header.group(2))
+            if header.group(1) == "[[":
+                index = array_counts.get(table, 0)
+                array_counts[table] = index + 1
+                table = (*table, f"[{index}]")
+            lines.setdefault(table, number)
+            continue
+        key = _KEY_LINE.match(line)
+        if key:
+            lines.setdefault(table + _tokens(key.group(1)), number)
+    wanted = _tokens(field_path)
+    for size in range(len(wanted), 0, -1):
+        if wanted[:size] in lines:
+            return lines[wanted[:size]]
+    return None
+
+
+_DEFAULT_POLICY = parse_policy(
+    resources.files(__package__).joinpath("default_policy.toml").read_text("utf-8"), BUILTIN_SOURCE
+)
