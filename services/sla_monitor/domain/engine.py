@@ -287,7 +287,7 @@ class SlaEngine:
             for other in self._live.get(lead_id, ()):
                 if other.sla == rule.name and other.outcome is None:
                     return
-        calendar_name = settings.calendar or self.policy.team_calendars.get(transition.team or "", "default")
+        calendar_name = self.policy.calendar_name_for(settings, transition.team)
         start = event.occurred_at
         clock = Clock(
             sla=rule.name,

@@ -144,10 +144,14 @@ class Policy:
     version: str  # short sha256 of the canonical form: recorded on every clock
     source: str = BUILTIN_SOURCE
 
-    def calendar_for(self, settings: SlaSettings, team: str | None) -> BusinessCalendar:
+    def calendar_name_for(self, settings: SlaSettings, team: str | None) -> str:
         """An SLA's own calendar if set, else the team's, else the default calendar."""
-        name = settings.calendar or self.team_calendars.get(team or "", DEFAULT_CALENDAR_NAME)
-        return self.calendars[name]
+        if settings.calendar is not None:
+            return settings.calendar
+        return self.team_calendars.get(team, DEFAULT_CALENDAR_NAME) if team else DEFAULT_CALENDAR_NAME
+
+    def calendar_for(self, settings: SlaSettings, team: str | None) -> BusinessCalendar:
+        return self.calendars[self.calendar_name_for(settings, team)]
 
     def rule(self, name: str) -> SlaRule:
         for rule in self.rules:

@@ -194,3 +194,18 @@ def test_overrides_per_segment_change_the_due_time():
     lines = lines_of(SLA, [mql(berlin(2026, 11, 2, 10), segment="enterprise"), mql(berlin(2026, 11, 2, 10), "L2")],
                      berlin(2026, 11, 2, 10), policy)
     assert [line["due_at"] for line in lines] == [z(berlin(2026, 11, 2, 10, 15)), z(berlin(2026, 11, 2, 11))]
+
+
+def test_an_sla_can_be_switched_off_per_segment_and_scoped_by_source():
+    policy = parse_policy("""
+[slas.speed_to_lead]
+scope = { channel = "website", source = ["website", "hubspot"] }
+[[slas.speed_to_lead.overrides]]
+when = { segment = "partner" }
+enabled = false
+""")
+    lines = lines_of(SLA, [mql(berlin(2026, 11, 2, 10), "L1", source="website"),
+                           mql(berlin(2026, 11, 2, 10), "L2", source="salesforce"),
+                           mql(berlin(2026, 11, 2, 10), "L3", source="hubspot", segment="partner")],
+                     berlin(2026, 11, 2, 10, 30), policy)
+    assert [line["lead_id"] for line in lines] == ["L1"]
