@@ -482,15 +482,11 @@ def _key(name: str) -> str:
     return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else json.dumps(name, ensure_ascii=False)
 
 
-def _format_duration(value: timedelta) -> int:
-    return int(value.total_seconds())
-
-
 def _settings_canonical(changes: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in changes.items():
         if isinstance(value, timedelta):
-            value = _format_duration(value)
+            value = int(value.total_seconds())
         elif isinstance(value, frozenset):
             value = sorted(value)
         out[key] = value

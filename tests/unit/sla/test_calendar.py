@@ -7,7 +7,7 @@ import pytest
 
 from services.sla_monitor.domain.calendar import DEFAULT_CALENDAR, BusinessCalendar
 
-from .helpers import BERLIN, NEW_YORK, berlin, new_york
+from .helpers import BERLIN, berlin, new_york
 
 HOUR = timedelta(hours=1)
 NY_CALENDAR = BusinessCalendar(timezone="America/New_York")
