@@ -2,6 +2,7 @@
 the ports and folders of this stack."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -119,23 +120,19 @@ class AlertmanagerNode:
         return read_pid(self.pid_file) is not None
 
     def render_config(self) -> Path:
-        """Copy deploy/alertmanager/alertmanager.yml, pointing every webhook `url_file` at a file
-        in the data folder that holds the URL from the environment (a local sink when unset)."""
-        self.home.mkdir(parents=True, exist_ok=True)
-        config = yaml.safe_load((DEPLOY / "alertmanager" / "alertmanager.yml").read_text())
-        fallback = f"http://{self.host}:9/unconfigured"  # discard port: deliveries fail visibly in the log
-        for receiver in config.get("receivers", []):
-            name = receiver.get("name", "receiver")
-            url = self.oncall_url if "oncall" in name else self.ticket_url if "ticket" in name else ""
-            for hook in receiver.get("webhook_configs", []):
-                url_file = self.home / f"{name}.url"
-                url_file.write_text(url or fallback)
-                url_file.chmod(0o600)
-                hook.pop("url", None)
-                hook["url_file"] = str(url_file)
-        target = self.home / "alertmanager.yml"
-        target.write_text(yaml.safe_dump(config, sort_keys=False))
-        return target
+        """deploy/alertmanager/alertmanager.yml with the webhook URLs from the environment,
+        rendered by deploy/alertmanager/render.py (Alertmanager 0.25 has no url_file)."""
+        spec = importlib.util.spec_from_file_location("leadflow_am_render", DEPLOY / "alertmanager" / "render.py")
+        render = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(render)
+        env = dict(os.environ)
+        for var, url in (("LEADFLOW_ONCALL_WEBHOOK_URL", self.oncall_url), ("LEADFLOW_TICKET_WEBHOOK_URL", self.ticket_url)):
+            if url:
+                env[var] = url
+        try:
+            return render.write(self.home / "alertmanager.yml", env=env)
+        except render.RenderError as exc:
+            raise StackError(f"Alertmanager: {exc}") from None
 
     def start(self, timeout: float = 30.0) -> None:
         if self.running() and self.answers():
