@@ -19,10 +19,13 @@ MAX_ID_LEN = 128
 MAX_SOURCE_LEN = 64
 MAX_FUTURE_SKEW = timedelta(minutes=5)
 
-# RFC 3339 date-time as accepted here, for the JSON Schema. parse_rfc3339 checks the same shape;
-# parse_event adds the two things its regex lets through (non-ASCII digits, a trailing newline).
+# RFC 3339 date-time as accepted here, for the JSON Schema: parse_rfc3339's shape with the field
+# ranges it checks afterwards. Only day-of-month validity (February 30) and the edges of years
+# 0001/9999 are left to parse_event. It also refuses two things parse_rfc3339's regex lets
+# through: non-ASCII digits and a trailing newline.
 RFC3339_PATTERN = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+    r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"(\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
 )
 # The Unicode White_Space characters. A required text field made only of these is empty. Spelled
 # out (not str.isspace, which adds U+001C–U+001F) so the JSON Schema pattern means the same.
