@@ -11,6 +11,7 @@ from services.stack.kafka_node import KafkaNode
 from services.stack.monitoring_nodes import AlertmanagerNode, PrometheusNode
 from services.stack.postgres_node import PostgresNode
 from services.stack.process import port_answers
+from services.stack.service_processes import ServiceProcesses
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class LocalStack:
         log(f"Prometheus   up at {self.prometheus.url}")
 
     def down(self, log=print) -> None:
+        ServiceProcesses(self.settings).stop(log=log)
         for name, node in (("Prometheus", self.prometheus), ("Alertmanager", self.alertmanager),
                            ("PostgreSQL", self.postgres), ("Kafka", self.kafka)):
             log(f"{name:<12} {'stopped' if node.stop() else 'was not running'}")
