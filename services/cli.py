@@ -12,6 +12,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "down": ("services.stack.commands", "down", "Stop the local stack."),
     "status": ("services.stack.commands", "status", "Show each component, its address and whether it answers."),
     "topics": ("services.stack.commands", "topics", "Create the pipeline's topics on the configured Kafka."),
+    "demo": ("services.demo", "demo", "Start everything, send sample leads, show the funnel and the SLA clocks."),
     "replay": ("services.replay", "replay", "Replay a JSONL event file through the lifecycle and SLA rules; print JSON lines."),
 }
 
