@@ -1,0 +1,504 @@
+"""The lifecycle service: leadflow.events -> the domain -> Postgres event store -> leadflow.lifecycle.
+
+Exactly once, in short (the argument is in docs/lifecycle.md):
+- Postgres is the source of truth, including the consumer position: per input partition,
+  consumer_offsets.next_offset ("stored up to") advances in the SAME transaction as the batch's
+  events and projection, with an optimistic check on its previous value.
+- After that commit, one Kafka transaction per input partition (its own transactional producer)
+  publishes one lifecycle record per applied event AND moves the group offset ("published up to").
+- On assignment (and whenever in doubt) a partition is recovered from the store: start a fresh
+  producer (fencing older ones), read stored_upto and published_upto, re-publish the stored events
+  in [published_upto, stored_upto) in one transaction that moves the group offset to stored_upto,
+  and seek there.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Mapping
+
+import asyncpg
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from prometheus_client import CollectorRegistry
+
+from services.common.avro_codec import AvroCodec
+from services.common.config import Settings
+from services.common.kafka import ensure_topics, lead_key, make_consumer
+from services.common.metrics import serve_metrics
+from services.lifecycle import store
+from services.lifecycle.batch import (
+    LeadEntry, PartitionInput, RoundPlan, decode_record, lifecycle_record_from_row, plan_round,
+)
+from services.lifecycle.metrics import LifecycleMetrics
+from services.lifecycle.publisher import FENCED_ERRORS, PartitionPublisher
+
+log = logging.getLogger("leadflow.lifecycle")
+
+
+def default_group_id(settings: Settings) -> str:
+    """`leadflow-lifecycle` on the standard topics; other topic prefixes get a group of their own."""
+    prefix = settings.topics.prefix
+    return "leadflow-lifecycle" if prefix == "leadflow." else f"leadflow-lifecycle-{prefix.rstrip('.')}"
+
+
+@dataclass(frozen=True)
+class LifecycleOptions:
+    """Tuning of the service (environment LEADFLOW_LIFECYCLE_*, read once at start-up)."""
+
+    group_id: str | None = None          # None: default_group_id(settings)
+    max_records: int = 5000              # records per getmany round
+    fetch_timeout_ms: int = 100
+    cache_size: int = 100_000            # cached lead states per input partition (LRU)
+    pipeline: bool = True                # publish a round while the next one is stored
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 3_000
+    max_poll_interval_ms: int = 300_000
+    leads_gauge_interval_s: float = 30.0
+    retry_backoff_s: float = 1.0         # before retrying a partition whose recovery failed
+    fenced_backoff_s: float = 30.0       # before re-claiming a partition another producer fenced us from
+    kafka_timeout_s: float = 60.0
+    metrics_host: str = "0.0.0.0"
+    serve_metrics: bool = True
+
+
+def load_options(env: Mapping[str, str] | None = None) -> LifecycleOptions:
+    env = os.environ if env is None else env
+    d = LifecycleOptions()
+
+    def num(name: str, default, cast=int):
+        raw = env.get(f"LEADFLOW_LIFECYCLE_{name}")
+        if raw is None or raw == "":
+            return default
+        try:
+            value = cast(raw)
+        except ValueError:
+            raise ValueError(f"LEADFLOW_LIFECYCLE_{name} must be a number, got {raw!r}") from None
+        if value <= 0:
+            raise ValueError(f"LEADFLOW_LIFECYCLE_{name} must be positive, got {raw!r}")
+        return value
+
+    return LifecycleOptions(
+        group_id=env.get("LEADFLOW_LIFECYCLE_GROUP_ID") or None,
+        max_records=num("MAX_RECORDS", d.max_records),
+        fetch_timeout_ms=num("FETCH_TIMEOUT_MS", d.fetch_timeout_ms),
+        cache_size=num("CACHE_SIZE", d.cache_size),
+        pipeline=env.get("LEADFLOW_LIFECYCLE_PIPELINE", "1").strip().lower() not in ("0", "false", "no", "off"),
+        session_timeout_ms=num("SESSION_TIMEOUT_MS", d.session_timeout_ms),
+        heartbeat_interval_ms=num("HEARTBEAT_INTERVAL_MS", d.heartbeat_interval_ms),
+        max_poll_interval_ms=num("MAX_POLL_INTERVAL_MS", d.max_poll_interval_ms),
+        leads_gauge_interval_s=num("LEADS_GAUGE_INTERVAL_S", d.leads_gauge_interval_s, float),
+        retry_backoff_s=num("RETRY_BACKOFF_S", d.retry_backoff_s, float),
+        fenced_backoff_s=num("FENCED_BACKOFF_S", d.fenced_backoff_s, float),
+    )
+
+
+class Partition:
+    """What this instance holds for one assigned input partition."""
+
+    __slots__ = ("tp", "publisher", "next_offset", "published", "cache", "ready", "retry_at", "publishing")
+
+    def __init__(self, tp: TopicPartition) -> None:
+        self.tp = tp
+        self.publisher: PartitionPublisher | None = None
+        self.next_offset = 0                 # stored up to (as this instance last stored or read it)
+        self.published: int | None = None    # the group offset after our last transaction
+        self.cache: OrderedDict[str, LeadEntry] = OrderedDict()
+        self.ready = False                   # recovered: its records may be processed
+        self.retry_at = 0.0
+        self.publishing: asyncio.Task | None = None
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, service: "LifecycleService") -> None:
+        self.service = service
+
+    async def on_partitions_revoked(self, revoked):
+        await self.service._on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned):
+        await self.service._on_assigned(assigned)
+
+
+class LifecycleService:
+    def __init__(self, settings: Settings, options: LifecycleOptions | None = None,
+                 registry: CollectorRegistry | None = None) -> None:
+        self.settings = settings
+        self.options = options or LifecycleOptions()
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.metrics = LifecycleMetrics(self.registry)
+        self.group_id = self.options.group_id or default_group_id(settings)
+        self.input_topic = settings.topics.events
+        self.output_topic = settings.topics.lifecycle
+        self.in_codec = AvroCodec("event_envelope")
+        self.out_codec = AvroCodec("lifecycle_record")
+        self.pool: asyncpg.Pool | None = None
+        self.consumer = None
+        self._parts: dict[TopicPartition, Partition] = {}
+        self._lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
+        self._metrics_runner = None
+        self._gauge_task: asyncio.Task | None = None
+        self.events_stored = 0
+        self.rounds = 0
+
+    # --- life cycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        s, o = self.settings, self.options
+        self.pool = await store.create_store_pool(s, min_size=2, max_size=4)
+        async with self.pool.acquire() as conn:
+            applied = await store.migrate_store(conn)
+            if applied:
+                log.info("event store migrations applied: %s", ", ".join(applied))
+        await ensure_topics(s, [self.input_topic, self.output_topic])
+        if o.serve_metrics:
+            self._metrics_runner = await serve_metrics(self.registry, o.metrics_host, s.lifecycle_metrics_port)
+        self.consumer = make_consumer(
+            s, self.group_id,
+            max_poll_records=o.max_records,
+            session_timeout_ms=o.session_timeout_ms,
+            heartbeat_interval_ms=o.heartbeat_interval_ms,
+            max_poll_interval_ms=o.max_poll_interval_ms,
+            client_id=f"leadflow-lifecycle-{s.instance_id}",
+        )
+        await self.consumer.start()
+        self.consumer.subscribe([self.input_topic], listener=_Rebalance(self))
+        self._gauge_task = asyncio.create_task(self._leads_gauge_loop())
+        log.info("lifecycle service started: group %s, %s -> %s, instance %s",
+                 self.group_id, self.input_topic, self.output_topic, s.instance_id)
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Consume until request_stop(); the batch in hand is finished first."""
+        consumer, o = self.consumer, self.options
+        while not self._stopping.is_set():
+            await self._recover_due()
+            try:
+                batches = await consumer.getmany(timeout_ms=o.fetch_timeout_ms, max_records=o.max_records)
+            except KafkaError as exc:
+                log.warning("fetch failed: %r", exc)
+                self.metrics.error("kafka")
+                await asyncio.sleep(0.5)
+                continue
+            if batches:
+                async with self._lock:
+                    await self._process(batches)
+            self._update_lag()
+        async with self._lock:
+            await self._drain_publishing(list(self._parts.values()))
+
+    async def close(self) -> None:
+        """Leave the group (the revoke callback closes the producers), then release everything."""
+        if self._gauge_task is not None:
+            self._gauge_task.cancel()
+        if self.consumer is not None:
+            try:
+                await asyncio.wait_for(self.consumer.stop(), 30)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("consumer stop: %r", exc)
+        for part in list(self._parts.values()):
+            await self._release(part)
+        self._parts.clear()
+        if self.pool is not None:
+            await self.pool.close()
+        if self._metrics_runner is not None:
+            await self._metrics_runner.cleanup()
+
+    # --- rebalance ---------------------------------------------------------------------------------
+
+    async def _on_revoked(self, revoked) -> None:
+        async with self._lock:   # waits for the round in hand: it finishes (stored and published)
+            for tp in revoked:
+                part = self._parts.pop(tp, None)
+                if part is not None:
+                    await self._release(part)
+        if revoked:
+            log.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
+
+    async def _on_assigned(self, assigned) -> None:
+        async with self._lock:
+            new = []
+            for tp in assigned:
+                if tp.topic != self.input_topic:
+                    continue
+                part = self._parts.get(tp)
+                if part is None:
+                    part = self._parts[tp] = Partition(tp)
+                new.append(part)
+            await asyncio.gather(*(self._recover(part, reinit=True) for part in new))
+        log.info("partitions assigned: %s (ready: %s)", sorted(tp.partition for tp in assigned),
+                 sorted(p.tp.partition for p in self._parts.values() if p.ready))
+
+    async def _release(self, part: Partition) -> None:
+        await self._drain_publishing([part])
+        part.ready = False
+        part.cache.clear()
+        if part.publisher is not None:
+            await part.publisher.stop()
+            part.publisher = None
+
+    # --- recovery ----------------------------------------------------------------------------------
+
+    async def _recover_due(self) -> None:
+        now = time.monotonic()
+        due = [p for p in self._parts.values() if not p.ready and p.retry_at <= now]
+        if due:
+            async with self._lock:
+                due = [p for p in due if self._parts.get(p.tp) is p and not p.ready]
+                await asyncio.gather(*(self._recover(p, reinit=p.publisher is None) for p in due))
+
+    async def _recover(self, part: Partition, reinit: bool) -> bool:
+        """Bring a partition back in line with the store (see the module doc). Idempotent, and
+        always safe: whatever happened before, afterwards the topic holds every stored event of
+        this partition exactly once and the consumer continues right after the stored ones.
+        Returns whether the partition is ready; if not, it stays paused and is retried later."""
+        await self._drain_publishing([part])
+        tp = part.tp
+        part.ready = False
+        part.cache.clear()
+        try:
+            self.consumer.pause(tp)
+        except Exception:  # noqa: BLE001 - not assigned any more: the revoke drops it
+            return False
+        o = self.options
+        try:
+            if reinit or part.publisher is None or not part.publisher.usable:
+                if part.publisher is not None:
+                    await part.publisher.stop()
+                part.publisher = PartitionPublisher(self.settings, tp, self.output_topic, self.group_id)
+                await asyncio.wait_for(part.publisher.start(), o.kafka_timeout_s)
+            async with self.pool.acquire() as conn:
+                pos = await store.claim_partition(conn, self.group_id, tp.topic, tp.partition)
+            committed = await asyncio.wait_for(self.consumer.committed(tp), o.kafka_timeout_s)
+            published = committed if committed is not None else (pos.published_hint or 0)
+            stored = pos.next_offset
+            if published < stored:
+                async with self.pool.acquire() as conn:
+                    rows = await store.stored_events_between(conn, tp.topic, tp.partition, published, stored)
+                encode = self.out_codec.encode
+                outputs = [(lead_key(r["lead_id"]), encode(lifecycle_record_from_row(r))) for r in rows]
+                await asyncio.wait_for(part.publisher.publish(outputs, stored), o.kafka_timeout_s)
+                log.info("partition %d: re-published %d stored events of offsets [%d, %d)",
+                         tp.partition, len(outputs), published, stored)
+                published = stored
+            elif published > stored:
+                # The group says more was published than is stored: the store lost data (restored
+                # from a backup?). The store is the truth: reprocess from it.
+                log.error("partition %d: group offset %d is beyond the stored offset %d; reprocessing from %d",
+                          tp.partition, published, stored, stored)
+                self.metrics.error("internal")
+            part.next_offset = stored
+            part.published = published
+            self.consumer.seek(tp, stored)
+            self.consumer.resume(tp)
+            part.ready = True
+            return True
+        except Exception as exc:  # noqa: BLE001 - any failure: stay paused, retry later
+            fenced = isinstance(exc, FENCED_ERRORS) or (part.publisher is not None and not part.publisher.usable)
+            if fenced:
+                # A newer producer owns this partition: another instance took it. Stop touching it;
+                # the rebalance that must follow revokes it (or we re-claim it after a long pause).
+                log.warning("partition %d: fenced by another instance (%r); pausing it", tp.partition, exc)
+                if part.publisher is not None:
+                    await part.publisher.stop()
+                    part.publisher = None
+                part.retry_at = time.monotonic() + o.fenced_backoff_s
+                self.metrics.error("kafka")
+            else:
+                log.warning("partition %d: recovery failed (%r); retrying in %.1fs", tp.partition, exc, o.retry_backoff_s)
+                part.retry_at = time.monotonic() + o.retry_backoff_s
+                self.metrics.error("postgres" if isinstance(exc, (asyncpg.PostgresError, OSError)) else "kafka")
+            return False
+
+    # --- one round -----------------------------------------------------------------------------------
+
+    async def _process(self, batches) -> None:
+        started = time.perf_counter()
+        decode = decode_record
+        codec = self.in_codec
+        work: list[tuple[Partition, list]] = []
+        total = 0
+        for tp, records in batches.items():
+            total += len(records)
+            self.metrics.records.labels("lifecycle", tp.topic).inc(len(records))
+            part = self._parts.get(tp)
+            if part is None or not part.ready:
+                continue   # its position is reset by the recovery that makes it ready
+            start = part.next_offset
+            if records[0].offset < start:
+                records = [r for r in records if r.offset >= start]
+                if not records:
+                    continue
+            work.append((part, [decode(codec, r.offset, r.key, r.value) for r in records]))
+        if not work:
+            return
+        self.metrics.batch_size.observe(total)
+        try:
+            plan, stored_parts = await self._store_round(work)
+        except Exception as exc:  # noqa: BLE001 - unknown outcome: recover every partition of the round
+            log.warning("storing a round failed (%r); recovering its partitions from the store", exc)
+            self.metrics.error("postgres" if isinstance(exc, (asyncpg.PostgresError, OSError)) else "internal")
+            for part, _ in work:
+                if part.ready:
+                    part.ready = False
+                    part.cache.clear()
+                    part.retry_at = time.monotonic() + self.options.retry_backoff_s
+                    try:
+                        self.consumer.pause(part.tp)
+                    except Exception:  # noqa: BLE001
+                        pass
+            return
+        if plan is None:
+            return
+        await self._publish_round(plan, stored_parts, started)
+        self.rounds += 1
+
+    async def _store_round(self, work) -> tuple[RoundPlan | None, dict[int, Partition]]:
+        conflicts = 0
+        while work:
+            known: dict[str, LeadEntry | None] = {}
+            missing: list[str] = []
+            event_ids: list[str] = []
+            for part, decoded in work:
+                cache = part.cache
+                for d in decoded:
+                    event = d.event
+                    if event is None:
+                        continue
+                    event_ids.append(event.event_id)
+                    lead_id = event.lead_id
+                    if lead_id in known:
+                        continue
+                    entry = cache.get(lead_id)
+                    if entry is None:
+                        missing.append(lead_id)
+                    else:
+                        cache.move_to_end(lead_id)
+                    known[lead_id] = entry
+            async with self.pool.acquire() as c1, self.pool.acquire() as c2:
+                loaded, seen = await asyncio.gather(store.load_leads(c1, missing), store.stored_event_ids(c2, event_ids))
+            known.update(loaded)
+            plan = plan_round(
+                self.input_topic,
+                [PartitionInput(part.tp.partition, part.next_offset, decoded) for part, decoded in work],
+                known, seen, self.out_codec,
+            )
+            by_partition = {part.tp.partition: part for part, _ in work}
+            try:
+                async with self.pool.acquire() as conn:
+                    await store.write_round(conn, self.group_id, plan,
+                                            {p: part.published for p, part in by_partition.items()})
+            except store.OffsetConflict as conflict:
+                # Another instance stored some of these partitions meanwhile. Drop what we hold for
+                # them and recover them from the store (if we are the zombie, that fails: fenced).
+                lost = [by_partition[p] for p in conflict.partitions]
+                log.warning("stored offsets of partitions %s moved under this instance; recovering them",
+                            sorted(conflict.partitions))
+                for part in lost:
+                    await self._recover(part, reinit=False)
+                work = [(part, decoded) for part, decoded in work if part.tp.partition not in conflict.partitions]
+                continue
+            except asyncpg.UniqueViolationError as exc:
+                # An event id stored concurrently by another partition's writer, or a lead whose
+                # events arrive on two partitions: reload everything and plan again.
+                conflicts += 1
+                if conflicts > 3:
+                    raise
+                log.warning("unique violation while storing a round (%s); planning it again", exc)
+                for part, _ in work:
+                    part.cache.clear()
+                continue
+            # Committed: the caches and positions follow the store.
+            size = self.options.cache_size
+            for lead_id, (p, entry) in plan.leads.items():
+                cache = by_partition[p].cache
+                cache[lead_id] = entry
+                cache.move_to_end(lead_id)
+            for part in by_partition.values():
+                cache = part.cache
+                while len(cache) > size:
+                    cache.popitem(last=False)
+            for pp in plan.parts:
+                by_partition[pp.partition].next_offset = pp.next_offset
+            self.events_stored += len(plan.event_rows)
+            self.metrics.count_round(plan)
+            return plan, by_partition
+        return None, {}
+
+    # --- publishing ----------------------------------------------------------------------------------
+
+    async def _publish_round(self, plan: RoundPlan, parts: dict[int, Partition], started: float) -> None:
+        """Publish each partition's part of a stored round in its own transaction. Pipelined: the
+        previous round's transactions are awaited first, this round's run while the next round is
+        stored (order per partition is kept: one transaction in flight per partition)."""
+        await self._drain_publishing(list(parts.values()))
+        tasks = []
+        for pp in plan.parts:
+            part = parts[pp.partition]
+            if not part.ready or self._parts.get(part.tp) is not part:
+                continue   # recovery re-publishes from the store
+            task = asyncio.create_task(self._publish(part, pp.outputs, pp.next_offset))
+            part.publishing = task
+            tasks.append(task)
+        if not tasks:
+            self.metrics.batch_duration.observe(time.perf_counter() - started)
+            return
+        done = asyncio.gather(*tasks, return_exceptions=True)
+        done.add_done_callback(lambda _f: self.metrics.batch_duration.observe(time.perf_counter() - started))
+        if not self.options.pipeline:
+            await done
+
+    async def _publish(self, part: Partition, outputs, next_offset: int) -> None:
+        try:
+            await asyncio.wait_for(part.publisher.publish(outputs, next_offset), self.options.kafka_timeout_s)
+            part.published = next_offset
+        except Exception as exc:  # noqa: BLE001 - stored but not published: recovery re-publishes it
+            fenced = isinstance(exc, FENCED_ERRORS) or not part.publisher.usable
+            log.warning("partition %d: publishing failed (%r)%s", part.tp.partition, exc,
+                        "; fenced" if fenced else "")
+            self.metrics.error("publish")
+            part.ready = False
+            part.cache.clear()
+            # Fenced: another instance owns the partition now; a new producer of ours would fence
+            # it in turn, so wait for the rebalance that revokes it here (or re-claim it much later).
+            part.retry_at = time.monotonic() + (self.options.fenced_backoff_s if fenced else 0)
+            try:
+                self.consumer.pause(part.tp)
+            except Exception:  # noqa: BLE001
+                pass
+
+    async def _drain_publishing(self, parts) -> None:
+        tasks = [p.publishing for p in parts if p.publishing is not None]
+        for p in parts:
+            p.publishing = None
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # --- metrics -----------------------------------------------------------------------------------------
+
+    def _update_lag(self) -> None:
+        offsets = {p.tp: p.published for p in self._parts.values() if p.ready and p.published is not None}
+        if offsets:
+            try:
+                self.metrics.lag.update(self.consumer, offsets)
+            except Exception:  # noqa: BLE001 - a partition revoked meanwhile
+                pass
+
+    async def _leads_gauge_loop(self) -> None:
+        while True:
+            try:
+                async with self.pool.acquire() as conn:
+                    self.metrics.set_leads(await store.leads_per_stage(conn))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                log.warning("refreshing the leads gauge failed: %r", exc)
+                self.metrics.error("postgres")
+            await asyncio.sleep(self.options.leads_gauge_interval_s)
