@@ -176,7 +176,7 @@ def event_to_avro(event: Event) -> dict[str, Any]:
     """The event_envelope record of an Event; the payload goes as JSON text, unknown fields and all."""
     try:
         payload_json = _encode_payload(event.payload)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise AvroCodecError(f"event {event.event_id}: payload is not JSON: {exc}") from exc
     return {
         "event_id": event.event_id,
@@ -192,7 +192,7 @@ def event_from_avro(record: Mapping[str, Any]) -> Event:
     """The Event of an event_envelope record (already validated when it was encoded)."""
     try:
         payload = _decode_payload(record["payload_json"])
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise AvroCodecError(f"event {record['event_id']}: payload_json is not JSON: {exc}") from exc
     return Event(
         record["event_id"], record["lead_id"], record["type"], record["occurred_at"], record["source"], payload

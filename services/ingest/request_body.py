@@ -126,6 +126,8 @@ def _read_json(body: bytes) -> list[Any | InvalidEvent]:
         return _read_json_array(text, start)
     except ValueError as exc:  # JSONDecodeError, or a NaN/Infinity constant
         raise BodyRejected(400, f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BodyRejected(400, "the body is not valid JSON here: nested too deeply") from None
 
 
 def _skip_whitespace(text: str, pos: int) -> int:
@@ -176,6 +178,8 @@ def _read_ndjson(body: bytes) -> list[Any | InvalidEvent]:
             items.append(InvalidEvent("", f"the line is not UTF-8 ({exc.reason} at byte {exc.start})"))
         except ValueError as exc:
             items.append(InvalidEvent("", f"the line is not valid JSON: {exc}"))
+        except RecursionError:
+            items.append(InvalidEvent("", "the line is nested too deeply"))
     return items
 
 

@@ -190,3 +190,12 @@ def test_an_event_over_64_kib_is_refused_alone_in_ndjson_and_as_the_only_event()
 def test_whitespace_around_json_is_fine():
     body = b" \n[ \n" + json_body(event(1)) + b" ,\n\t" + json_body(event(2)) + b"\n]\n "
     assert len(validate_body(body, "application/json", now=NOW).events) == 2
+
+
+def test_json_nested_deeper_than_python_can_read_is_400_for_a_body_and_refused_for_a_line():
+    deep = b"[" * 50_000 + b"]" * 50_000
+    error = rejected(b'{"payload": ' + deep + b"}")
+    assert error.status == 400 and "nested too deeply" in error.reason
+    result = validate_body(json_body(event(1)) + b"\n" + deep[:60_000] + b"\n", NDJSON, now=NOW)
+    assert len(result.events) == 1
+    assert result.refusals == [Refusal(1, "", "the line is nested too deeply")]

@@ -248,3 +248,14 @@ def test_full_message_round_trip_of_an_event(codecs):
     event = an_event(extra={"k": [1, "two"]})
     codec = codecs["event_envelope"]
     assert event_from_avro(codec.decode(codec.encode(event_to_avro(event)))) == event
+
+
+def test_a_payload_nested_too_deeply_to_encode_is_a_codec_error():
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(AvroCodecError, match="payload is not JSON"):
+        event_to_avro(Event("e1", "L1", "lead.scored", T0, "s", {"score": 1, "deep": deep}))
+    record = event_to_avro(an_event()) | {"payload_json": "[" * 100_000 + "]" * 100_000}
+    with pytest.raises(AvroCodecError, match="payload_json is not JSON"):
+        event_from_avro(record)
