@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[3]
 GRAFANA = ROOT / "deploy" / "grafana"
 RULES = ROOT / "deploy" / "prometheus" / "rules"
 METRICS_DOC = ROOT / "docs" / "metrics.md"
-PROMTOOL = "/usr/bin/promtool"
+PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"  # Debian: prometheus, prometheus-alertmanager
 
 
 def load_generate():

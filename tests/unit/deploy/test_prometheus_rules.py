@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import socket
 import stat
 import subprocess
@@ -29,9 +30,9 @@ AM_CONFIG = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 RUNBOOKS = ROOT / "docs" / "runbooks"
 METRICS_DOC = ROOT / "docs" / "metrics.md"
 
-PROMTOOL = "/usr/bin/promtool"
-AMTOOL = "/usr/bin/amtool"
-ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
+PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"  # Debian: prometheus, prometheus-alertmanager
+AMTOOL = shutil.which("amtool") or "/usr/bin/amtool"  # Debian: prometheus, prometheus-alertmanager
+ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"  # Debian: prometheus, prometheus-alertmanager
 
 SLA_ALERTS = {
     "LeadflowSpeedToLeadBreach",
