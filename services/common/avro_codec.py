@@ -23,7 +23,16 @@ from fastavro.schema import to_parsing_canonical_form
 
 from services.common.envelope import Event
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+
+def find_schema_dir(source_file: Path, cwd: Path) -> Path:
+    """schemas/ of the source tree (a checkout or an editable install), else ./schemas: an
+    installed wheel has no source tree, and the container image copies schemas/ into its
+    working directory."""
+    beside_source = source_file.resolve().parents[2] / "schemas"
+    return beside_source if beside_source.is_dir() else cwd / "schemas"
+
+
+SCHEMA_DIR = find_schema_dir(Path(__file__), Path.cwd())
 SCHEMA_NAMES: tuple[str, ...] = ("event_envelope", "lifecycle_record", "sla_outcome")
 SINGLE_OBJECT_MARKER = b"\xc3\x01"
 HEADER_LEN = len(SINGLE_OBJECT_MARKER) + 8

@@ -19,6 +19,7 @@ from services.common.avro_codec import (
     UnknownSchemaFingerprint,
     event_from_avro,
     event_to_avro,
+    find_schema_dir,
     load_codecs,
     load_schema_json,
     schema_fingerprint,
@@ -259,3 +260,14 @@ def test_a_payload_nested_too_deeply_to_encode_is_a_codec_error():
     record = event_to_avro(an_event()) | {"payload_json": "[" * 100_000 + "]" * 100_000}
     with pytest.raises(AvroCodecError, match="payload_json is not JSON"):
         event_from_avro(record)
+
+
+def test_schema_dir_is_the_source_trees_else_the_working_directorys(tmp_path: Path):
+    checkout = tmp_path / "checkout"
+    (checkout / "schemas").mkdir(parents=True)
+    (checkout / "services" / "common").mkdir(parents=True)
+    module = checkout / "services" / "common" / "avro_codec.py"
+    assert find_schema_dir(module, tmp_path / "elsewhere") == (checkout / "schemas").resolve()
+    # An installed wheel: no schemas/ beside the package, so the image's ./schemas is used.
+    wheel_module = tmp_path / "site-packages" / "services" / "common" / "avro_codec.py"
+    assert find_schema_dir(wheel_module, tmp_path / "app") == tmp_path / "app" / "schemas"
