@@ -326,7 +326,7 @@ def test_every_panel_query_returns_data_under_promtool(tmp_path):
 def test_datasource_provisioning():
     doc = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text())
     (ds,) = doc["datasources"]
-    assert (ds["uid"], ds["type"], ds["url"]) == ("leadflow-prometheus", "prometheus", "http://prometheus:9090")
+    assert (ds["uid"], ds["type"], ds["url"]) == ("leadflow-prometheus", "prometheus", "http://127.0.0.1:19090")
     assert doc["apiVersion"] == 1
 
 
