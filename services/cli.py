@@ -14,6 +14,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "topics": ("services.stack.commands", "topics", "Create the pipeline's topics on the configured Kafka."),
     "demo": ("services.demo", "demo", "Start everything, send sample leads, show the funnel and the SLA clocks."),
     "replay": ("services.replay", "replay", "Replay a JSONL event file through the lifecycle and SLA rules; print JSON lines."),
+    "ingest": ("services.ingest.commands", "ingest", "Run the ingest service: POST /v1/events and the leadflow.inbound consumer."),
+    "send": ("services.ingest.send", "send", "Post a JSONL file of events to ingest in batches; print what was refused."),
+    "keys": ("services.ingest.commands", "keys", "Make ingest API keys and the hashes its configuration holds."),
 }
 
 
