@@ -1,0 +1,200 @@
+"""The SLA monitor's metrics, exactly as docs/metrics.md names them. The registry is passed in
+(tests use a fresh one). Labels never hold a lead id, an e-mail or free text: `team` is a
+configured team, the SLA's owning side, a bounded number of team names seen, or `other`; `scope`
+of a rep's month is an owner id (never an e-mail), bounded the same way."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from services.common.metrics import ConsumerLag
+from services.sla_monitor.domain import Clock, Emission, Policy
+from services.sla_monitor.domain.clocks import BREACHED, CANCELLED, CORRECTED, MET, STARTED, WINDOW_CLOSED
+from services.sla_monitor.domain.policy import WINDOW_KINDS, MARKETING_WEEKLY_VOLUME
+from services.sla_monitor.records import owner_team
+
+SERVICE = "sla_monitor"
+OUTCOMES = (MET, BREACHED, CANCELLED)
+ERROR_KINDS = ("kafka", "postgres", "decode", "publish", "timer", "internal")
+TIME_TO_ACTION_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 345600, 604800,
+                          2592000, 7776000)
+MAX_TEAMS = 64
+MAX_OWNERS = 1000
+_TEAM = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+_OWNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass(frozen=True, slots=True)
+class WindowView:
+    """What the gauges need of a window being counted."""
+
+    sla: str
+    owner: str | None
+    start: datetime
+    end: datetime
+    count: int
+    target: int
+
+
+class BoundedLabel:
+    """An open attribute as a label value: `pattern`-shaped values for the first `limit` distinct
+    ones (plus `always`), anything else `other`."""
+
+    def __init__(self, pattern: re.Pattern[str], limit: int, always: Iterable[str] = (), lower: bool = True) -> None:
+        self.pattern = pattern
+        self.limit = limit
+        self.lower = lower
+        self._seen: dict[object, str] = {value: value for value in always}
+        self._free = limit
+
+    def __call__(self, value: object) -> str:
+        label = self._seen.get(value)
+        if label is not None:
+            return label
+        text = value.strip() if isinstance(value, str) else ""
+        if self.lower:
+            text = text.lower()
+        if "@" not in text and self.pattern.match(text) and self._free > 0:
+            self._free -= 1
+            label = text
+        else:
+            label = "other"
+        if len(self._seen) < self.limit * 4:  # remember refusals too, within bounds
+            self._seen[value] = label
+        return label
+
+
+class SlaMetrics:
+    def __init__(self, registry: CollectorRegistry, policy: Policy) -> None:
+        self.registry = registry
+        self.policy = policy
+        self._kind = {rule.name: rule.kind for rule in policy.rules}
+        self.outcomes = Counter("leadflow_sla_outcomes_total", "Clocks and windows decided (first decision)",
+                                ["sla", "team", "outcome"], registry=registry)
+        self.breaches = Counter("leadflow_sla_breaches_total", "Breaches (clocks and windows below target)",
+                                ["sla", "team"], registry=registry)
+        self.clocks_open = Gauge("leadflow_sla_clocks_open", "Clocks currently open", ["sla", "team"],
+                                 registry=registry)
+        self.clocks_at_risk = Gauge("leadflow_sla_clocks_at_risk",
+                                    "Open clocks past 75% of the time between start and due", ["sla", "team"],
+                                    registry=registry)
+        self.time_to_action = Histogram("leadflow_sla_time_to_action_seconds",
+                                        "Seconds from start to stop (event time) of met clocks", ["sla", "team"],
+                                        buckets=TIME_TO_ACTION_BUCKETS, registry=registry)
+        self.volume_count = Gauge("leadflow_sla_volume_count", "Distinct leads in the current window",
+                                  ["sla", "scope"], registry=registry)
+        self.volume_target = Gauge("leadflow_sla_volume_target", "Target of the current window",
+                                   ["sla", "scope"], registry=registry)
+        self.corrections = Counter("leadflow_sla_corrections_total", "Breaches corrected to met",
+                                   ["sla", "team"], registry=registry)
+        self.timer_last_run = Gauge("leadflow_sla_timer_last_run_timestamp_seconds",
+                                    "Unix time of the last timer tick", registry=registry)
+        self.lag = ConsumerLag(registry, SERVICE)
+        self.records = Counter("leadflow_consumer_records_total", "Records consumed", ["service", "topic"],
+                               registry=registry)
+        self.errors = Counter("leadflow_errors_total", "Handled errors", ["service", "kind"], registry=registry)
+        self.team = BoundedLabel(_TEAM, MAX_TEAMS, always=list(policy.team_calendars) + ["sales", "marketing"])
+        self.owner = BoundedLabel(_OWNER, MAX_OWNERS, lower=False)
+        self._known: set[tuple[str, str]] = set()
+        self._gauge_pairs: set[tuple[str, str]] = set()
+        self._volume_scopes: set[tuple[str, str]] = set()
+        for kind in ERROR_KINDS:
+            self.errors.labels(SERVICE, kind)
+        for rule in policy.rules:
+            self.know(rule.name, owner_team(rule.kind))
+
+    # --- series creation ------------------------------------------------------------------
+
+    def know(self, sla: str, team: str) -> None:
+        """Create the (sla, team) series at 0 (docs/metrics.md: before the first decision)."""
+        if (sla, team) in self._known:
+            return
+        self._known.add((sla, team))
+        for outcome in OUTCOMES:
+            self.outcomes.labels(sla, team, outcome)
+        self.breaches.labels(sla, team)
+        self.corrections.labels(sla, team)
+        if self._kind.get(sla) not in WINDOW_KINDS:
+            self.time_to_action.labels(sla, team)
+            self.clocks_open.labels(sla, team).set(0)
+            self.clocks_at_risk.labels(sla, team).set(0)
+            self._gauge_pairs.add((sla, team))
+
+    def team_of_clock(self, clock: Clock) -> str:
+        return self.team(clock.team) if clock.team else owner_team(clock.kind)
+
+    def error(self, kind: str) -> None:
+        self.errors.labels(SERVICE, kind if kind in ERROR_KINDS else "internal").inc()
+
+    # --- events ---------------------------------------------------------------------------
+
+    def count_emissions(self, emissions: Iterable[Emission]) -> None:
+        """Counters of committed emissions (each emission is committed exactly once)."""
+        for emission in emissions:
+            kind = emission.kind
+            clock = emission.clock
+            if clock is not None:
+                sla, team = clock.sla, self.team_of_clock(clock)
+                self.know(sla, team)
+                if kind in OUTCOMES:
+                    self.outcomes.labels(sla, team, kind).inc()
+                    if kind == BREACHED:
+                        self.breaches.labels(sla, team).inc()
+                    elif kind == MET and clock.stopped_at is not None:
+                        seconds = (clock.stopped_at - clock.started_at).total_seconds()
+                        self.time_to_action.labels(sla, team).observe(max(0.0, seconds))
+                elif kind == CORRECTED:
+                    self.corrections.labels(sla, team).inc()
+                elif kind != STARTED:  # pragma: no cover - the engine emits no other clock kinds
+                    self.error("internal")
+            elif kind == WINDOW_CLOSED and emission.window is not None:
+                window = emission.window
+                team = owner_team(window.kind)
+                self.know(window.sla, team)
+                outcome = window.outcome or BREACHED
+                self.outcomes.labels(window.sla, team, outcome).inc()
+                if outcome == BREACHED:
+                    self.breaches.labels(window.sla, team).inc()
+
+    # --- gauges ---------------------------------------------------------------------------
+
+    def set_clock_gauges(self, clocks: Iterable[Clock], now: datetime) -> None:
+        """Open and at-risk clocks per (sla, team), from the engine's live clocks."""
+        open_count: dict[tuple[str, str], int] = {}
+        at_risk: dict[tuple[str, str], int] = {}
+        for clock in clocks:
+            if clock.outcome is not None:
+                continue
+            pair = (clock.sla, self.team_of_clock(clock))
+            open_count[pair] = open_count.get(pair, 0) + 1
+            due = clock.due_at
+            if due is not None and clock.started_at + (due - clock.started_at) * 0.75 <= now:
+                at_risk[pair] = at_risk.get(pair, 0) + 1
+        for pair in open_count:
+            self.know(*pair)
+        for pair in self._gauge_pairs:
+            self.clocks_open.labels(*pair).set(open_count.get(pair, 0))
+            self.clocks_at_risk.labels(*pair).set(at_risk.get(pair, 0))
+
+    def set_volume_gauges(self, windows: Iterable[WindowView], now: datetime) -> None:
+        """Count and target of each volume SLA's current window. `windows`: the windows still
+        being counted, as `WindowView`s."""
+        current: dict[tuple[str, str], tuple[int, int]] = {}
+        for w in windows:
+            if w.start <= now < w.end:
+                scope = "all" if w.owner is None else self.owner(w.owner)
+                count, _ = current.get((w.sla, scope), (0, 0))
+                current[(w.sla, scope)] = (count + w.count, w.target)
+        for rule in self.policy.rules:
+            if rule.kind == MARKETING_WEEKLY_VOLUME:
+                current.setdefault((rule.name, "all"), (0, rule.settings.target))
+        for (sla, scope), (count, target) in current.items():
+            self.volume_count.labels(sla, scope).set(count)
+            self.volume_target.labels(sla, scope).set(target)
+            self._volume_scopes.add((sla, scope))
+        for sla, scope in self._volume_scopes - set(current):
+            self.volume_count.labels(sla, scope).set(0)  # an owner with no lead yet this month

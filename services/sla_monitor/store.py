@@ -1,0 +1,229 @@
+"""The SLA monitor's Postgres store: open clocks, window counts, the engine state, the input
+offsets and the outbox of emissions (migrations/0001_sla_state.sql).
+
+Every change the engine makes is written by `write()` in ONE transaction: the changed clocks and
+windows (upserts), the engine state, the emissions (outbox inserts), the input offsets consumed,
+and the unreadable input records. The transaction first checks the writer's epoch, so an instance
+that lost ownership cannot commit anything.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from services.common.config import Settings
+from services.common.postgres import migrate
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+COMPONENT = "sla_monitor"
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+class Fenced(RuntimeError):
+    """Another instance claimed the SLA state after this one: this one must stop writing."""
+
+
+def lock_key(schema: str) -> int:
+    """The advisory lock that makes one instance per schema the writer."""
+    digest = hashlib.sha256(f"leadflow-sla-monitor:{schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+async def create_store_pool(settings: Settings, min_size: int = 1, max_size: int = 4) -> asyncpg.Pool:
+    """A pool whose connections stay in the configured schema: the search path is a start-up
+    parameter, which survives the RESET ALL asyncpg runs when a connection goes back to the pool
+    (a `SET search_path` in the pool's init, as services.common.postgres.create_pool does, does not)."""
+    schema = settings.postgres_schema
+    conn = await asyncpg.connect(settings.postgres_dsn.reveal())
+    try:
+        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    finally:
+        await conn.close()
+    return await asyncpg.create_pool(settings.postgres_dsn.reveal(), min_size=min_size, max_size=max_size,
+                                     server_settings={"search_path": f'"{schema}"'})
+
+
+async def migrate_store(conn: asyncpg.Connection) -> list[str]:
+    return await migrate(conn, COMPONENT, MIGRATIONS)
+
+
+async def try_lock(conn: asyncpg.Connection, key: int) -> bool:
+    return bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", key))
+
+
+async def wait_lock(conn: asyncpg.Connection, key: int) -> None:
+    await conn.execute("SELECT pg_advisory_lock($1)", key)
+
+
+async def claim(conn: asyncpg.Connection, instance: str) -> int:
+    """Become the writer: a new epoch, which fences every earlier instance's write transactions.
+    Waits for a write transaction of the previous writer in flight (it holds the row FOR SHARE)."""
+    return await conn.fetchval(
+        "UPDATE sla_owner SET epoch = epoch + 1, instance = $1, since = now() WHERE id = 1 RETURNING epoch",
+        instance)
+
+
+@dataclass
+class StoredState:
+    snapshot: dict[str, Any] | None          # for SlaEngine.restore; None: nothing stored yet
+    policy_version: str | None
+    offsets: dict[int, int]                  # input partition -> next offset
+    windows: list[dict[str, Any]]            # window snapshots not yet final
+
+
+async def load_state(conn: asyncpg.Connection, topic: str) -> StoredState:
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        row = await conn.fetchrow("SELECT policy_version, state FROM sla_engine_state WHERE id = 1")
+        clocks = await conn.fetch("SELECT snapshot FROM sla_clocks WHERE NOT final ORDER BY started_at, clock_id")
+        windows = await conn.fetch("SELECT snapshot FROM sla_windows WHERE NOT final ORDER BY window_start, window_id")
+        offsets = await conn.fetch("SELECT partition, next_offset FROM sla_input_offsets WHERE topic = $1", topic)
+    window_snaps = [json.loads(r["snapshot"]) for r in windows]
+    snapshot = None
+    if row is not None:
+        snapshot = dict(json.loads(row["state"]))
+        snapshot["clocks"] = [json.loads(r["snapshot"]) for r in clocks]
+        snapshot["windows"] = window_snaps
+    return StoredState(
+        snapshot=snapshot,
+        policy_version=None if row is None else row["policy_version"],
+        offsets={r["partition"]: r["next_offset"] for r in offsets},
+        windows=window_snaps,
+    )
+
+
+@dataclass
+class OutboxRow:
+    subject_id: str
+    kind: str
+    sla: str
+    lead_id: str | None
+    team: str | None
+    outcome: str
+    emitted_at: Any  # datetime
+    key: bytes
+    value: bytes
+
+
+@dataclass
+class Commit:
+    """One transaction's worth of changes."""
+
+    clocks: list[dict[str, Any]] = field(default_factory=list)    # clock snapshots (take_changes)
+    windows: list[dict[str, Any]] = field(default_factory=list)   # window snapshots (take_changes)
+    state: dict[str, Any] | None = None                           # engine state (take_changes)
+    policy_version: str = ""
+    emissions: list[OutboxRow] = field(default_factory=list)
+    offsets: dict[int, int] = field(default_factory=dict)          # input partition -> next offset
+    unreadable: list[tuple[int, int, bytes | None, bytes | None, str]] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.clocks or self.windows or self.emissions or self.offsets or self.unreadable)
+
+
+@dataclass
+class Written:
+    emission_ids: list[int]
+    duplicates: int  # emissions already in the outbox (each kind once per clock): should be 0
+
+
+async def write(conn: asyncpg.Connection, epoch: int, topic: str, commit: Commit,
+                clock_ids: list[str], window_ids: list[str]) -> Written:
+    """Apply `commit` in one transaction (see the module doc). Raises Fenced if another instance
+    claimed the state since `epoch`."""
+    async with conn.transaction():
+        current = await conn.fetchval("SELECT epoch FROM sla_owner WHERE id = 1 FOR SHARE")
+        if current != epoch:
+            raise Fenced(f"the SLA state was claimed by another instance (epoch {current}, ours {epoch})")
+        if commit.clocks:
+            await _upsert_clocks(conn, commit.clocks, clock_ids)
+        if commit.windows:
+            await _upsert_windows(conn, commit.windows, window_ids)
+        if commit.state is not None:
+            await conn.execute(
+                """INSERT INTO sla_engine_state (id, policy_version, state, updated_at) VALUES (1, $1, $2::jsonb, now())
+                   ON CONFLICT (id) DO UPDATE SET policy_version = EXCLUDED.policy_version,
+                       state = EXCLUDED.state, updated_at = now()""",
+                commit.policy_version, _dumps(commit.state))
+        ids: list[int] = []
+        if commit.emissions:
+            e = commit.emissions
+            rows = await conn.fetch(
+                """INSERT INTO sla_emissions (subject_id, kind, sla, lead_id, team, outcome, emitted_at,
+                                              record_key, record_value)
+                   SELECT s, k, sl, l, t, o, e, rk, rv
+                   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                               $7::timestamptz[], $8::bytea[], $9::bytea[])
+                        WITH ORDINALITY AS u(s, k, sl, l, t, o, e, rk, rv, ord)
+                   ORDER BY ord
+                   ON CONFLICT ON CONSTRAINT sla_emissions_once DO NOTHING
+                   RETURNING id""",
+                [r.subject_id for r in e], [r.kind for r in e], [r.sla for r in e], [r.lead_id for r in e],
+                [r.team for r in e], [r.outcome for r in e], [r.emitted_at for r in e],
+                [r.key for r in e], [r.value for r in e])
+            ids = sorted(r["id"] for r in rows)
+        if commit.offsets:
+            parts = sorted(commit.offsets)
+            await conn.execute(
+                """INSERT INTO sla_input_offsets (topic, partition, next_offset, updated_at)
+                   SELECT $1, p, o, now() FROM unnest($2::int[], $3::bigint[]) AS u(p, o)
+                   ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset,
+                       updated_at = now()""",
+                topic, parts, [commit.offsets[p] for p in parts])
+        if commit.unreadable:
+            await conn.executemany(
+                """INSERT INTO sla_unreadable_records (topic, partition, "offset", record_key, record_value, error)
+                   VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
+                [(topic, p, o, k, v, err) for p, o, k, v, err in commit.unreadable])
+    return Written(ids, len(commit.emissions) - len(ids))
+
+
+async def _upsert_clocks(conn: asyncpg.Connection, clocks: list[dict[str, Any]], ids: list[str]) -> None:
+    await conn.execute(
+        """INSERT INTO sla_clocks (clock_id, sla, lead_id, start_event_id, team, outcome, started_at, due_at,
+                                   final, snapshot, updated_at)
+           SELECT i, s, l, se, t, o, sa::timestamptz, d::timestamptz, f, j::jsonb, now()
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                       $8::text[], $9::bool[], $10::text[]) AS u(i, s, l, se, t, o, sa, d, f, j)
+           ON CONFLICT (clock_id) DO UPDATE SET team = EXCLUDED.team, outcome = EXCLUDED.outcome,
+               due_at = EXCLUDED.due_at, final = EXCLUDED.final, snapshot = EXCLUDED.snapshot, updated_at = now()""",
+        ids, [c["sla"] for c in clocks], [c["lead_id"] for c in clocks], [c["start_event_id"] for c in clocks],
+        [c["team"] for c in clocks], [c["outcome"] for c in clocks], [c["started_at"] for c in clocks],
+        [c["due_at"] for c in clocks], [bool(c["final"]) for c in clocks], [_dumps(c) for c in clocks])
+
+
+async def _upsert_windows(conn: asyncpg.Connection, windows: list[dict[str, Any]], ids: list[str]) -> None:
+    await conn.execute(
+        """INSERT INTO sla_windows (window_id, sla, owner, window_start, window_end, outcome, final, snapshot,
+                                    updated_at)
+           SELECT i, s, o, ws::timestamptz, we::timestamptz, oc, f, j::jsonb, now()
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[],
+                       $8::text[]) AS u(i, s, o, ws, we, oc, f, j)
+           ON CONFLICT (window_id) DO UPDATE SET outcome = EXCLUDED.outcome, final = EXCLUDED.final,
+               snapshot = EXCLUDED.snapshot, updated_at = now()""",
+        ids, [w["sla"] for w in windows], [w["owner"] for w in windows], [w["window_start"] for w in windows],
+        [w["window_end"] for w in windows], [w["outcome"] for w in windows], [bool(w["final"]) for w in windows],
+        [_dumps(w) for w in windows])
+
+
+# --- the relay's side of the outbox -----------------------------------------------------------------
+
+async def outbox_after(conn: asyncpg.Connection, after_id: int, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT id, record_key, record_value FROM sla_emissions WHERE id > $1 ORDER BY id LIMIT $2",
+        after_id, limit)
+
+
+async def published_hint(conn: asyncpg.Connection) -> int:
+    return await conn.fetchval("SELECT published_hint FROM sla_relay_position WHERE id = 1")
+
+
+async def set_published_hint(conn: asyncpg.Connection, position: int) -> None:
+    await conn.execute(
+        "UPDATE sla_relay_position SET published_hint = GREATEST(published_hint, $1), updated_at = now() WHERE id = 1",
+        position)

@@ -1,0 +1,138 @@
+"""The SLA monitor on the real Kafka and Postgres: a clock breaches on the wall clock with no
+further event, the breach reaches leadflow.sla and the metrics, and a restart resumes from the
+clocks stored in Postgres."""
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+import asyncpg
+import pytest
+
+from services.sla_monitor.domain import load_policy
+from services.sla_monitor.service import SlaMonitor, SlaOptions
+from tests.integration.sla.sla_harness import (
+    breaches_per_clock,
+    contact,
+    lifecycle_messages,
+    produce,
+    read_sla,
+    utc_now,
+    wait_until,
+    website_mql,
+    write_policy,
+)
+
+pytestmark = pytest.mark.stack
+
+FAST = dict(serve_metrics=False, timer_interval_s=0.25, batch_within_s=0.05, gauge_interval_s=0.5,
+            relay_poll_s=0.2, catchup_grace_s=10.0, session_timeout_s=6.0, heartbeat_interval_s=1.0)
+
+
+@asynccontextmanager
+async def running_monitor(settings, policy, **options):
+    service = SlaMonitor(settings, policy, SlaOptions(**{**FAST, **options}))
+    await service.start()
+    task = asyncio.create_task(service.run())
+    try:
+        yield service
+    finally:
+        service.request_stop()
+        await asyncio.wait_for(task, 30)
+        await service.close()
+    assert service.fatal is None, service.fatal
+
+
+def metric(monitor, name: str, **labels) -> float:
+    value = monitor.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+async def test_breach_fires_with_no_further_event(settings, tmp_path):
+    policy = load_policy(write_policy(tmp_path, due="3s"))
+    start = utc_now()
+    events = website_mql("L-late", start) + website_mql("L-fast", start) + [contact("L-fast", start + timedelta(seconds=1))]
+    await produce(settings, lifecycle_messages(events))
+    # A transaction the lifecycle aborted is never read (read_committed).
+    await produce(settings, lifecycle_messages(website_mql("L-aborted", start)), abort=True)
+
+    async with running_monitor(settings, policy) as service:
+        # Both clocks start and L-fast is met at once; L-late waits for the wall clock.
+        await wait_until(lambda: service.records_applied >= 5, 30, "the five lifecycle records applied")
+        assert metric(service, "leadflow_sla_clocks_open", sla="speed_to_lead", team="sales") in (0.0, 1.0)
+        breached = await wait_until(
+            lambda: _breaches(settings), 30, "a speed_to_lead breach on leadflow.sla")
+        await wait_until(lambda: metric(service, "leadflow_sla_clocks_open", sla="speed_to_lead", team="sales") == 0,
+                         10, "the open-clocks gauge back at 0")
+        records = await read_sla(settings)
+
+        assert [r["lead_id"] for r in breached] == ["L-late"]
+        breach = breached[0]
+        assert breach["sla"] == "speed_to_lead" and breach["outcome"] == "breached"
+        assert breach["due_at"] == start + timedelta(seconds=3)
+        assert breach["policy_version"] == policy.version
+        assert breach["_key"] == b"L-late"
+        # Fired by the timer on the wall clock: after the due time, and soon after it.
+        assert breach["due_at"] < breach["emitted_at"] < breach["due_at"] + timedelta(seconds=5)
+
+        kinds = sorted((r["lead_id"], r["kind"]) for r in records)
+        assert kinds == [("L-fast", "met"), ("L-fast", "started"), ("L-late", "breached"), ("L-late", "started")]
+        assert breaches_per_clock(records) == {breach["clock_id"]: 1}
+        assert all(r["lead_id"] != "L-aborted" for r in records)
+
+        assert metric(service, "leadflow_sla_breaches_total", sla="speed_to_lead", team="sales") == 1
+        assert metric(service, "leadflow_sla_outcomes_total", sla="speed_to_lead", team="sales", outcome="breached") == 1
+        assert metric(service, "leadflow_sla_outcomes_total", sla="speed_to_lead", team="sales", outcome="met") == 1
+        assert metric(service, "leadflow_sla_time_to_action_seconds_count", sla="speed_to_lead", team="sales") == 1
+        assert metric(service, "leadflow_sla_time_to_action_seconds_sum", sla="speed_to_lead", team="sales") == 1.0
+        assert metric(service, "leadflow_sla_timer_last_run_timestamp_seconds") >= breach["due_at"].timestamp()
+        # Series of every SLA exist at 0 before anything is decided (docs/metrics.md).
+        assert service.registry.get_sample_value(
+            "leadflow_sla_breaches_total", {"sla": "closed_loop_feedback", "team": "sales"}) == 0
+        assert service.registry.get_sample_value(
+            "leadflow_sla_outcomes_total", {"sla": "marketing_weekly_volume", "team": "marketing",
+                                            "outcome": "breached"}) == 0
+        assert metric(service, "leadflow_consumer_records_total", service="sla_monitor",
+                      topic=settings.topics.lifecycle) == 5
+
+
+async def _breaches(settings):
+    return [r for r in await read_sla(settings) if r["kind"] == "breached"]
+
+
+async def test_restart_resumes_open_clocks_from_postgres(settings, tmp_path):
+    """Clocks started before a clean stop breach after the restart, once; the input is not
+    applied twice (offsets and state commit together)."""
+    policy = load_policy(write_policy(tmp_path, due="4s"))
+    start = utc_now()
+    await produce(settings, lifecycle_messages(website_mql("R-1", start) + website_mql("R-2", start)))
+
+    async with running_monitor(settings, policy) as first:
+        await wait_until(lambda: first.records_applied >= 4, 30, "four records applied")
+        assert sum(1 for c in first.engine.live_clocks() if c.outcome is None) == 2
+    # Stopped before the clocks are due: nothing decided yet.
+    assert [r["kind"] for r in await read_sla(settings)] == ["started", "started"]
+
+    await asyncio.sleep(max(0.0, (start + timedelta(seconds=4) - utc_now()).total_seconds()) + 0.5)
+    async with running_monitor(settings, policy) as second:
+        await wait_until(lambda: _count_kind(settings, "breached", 2), 30, "two breaches after the restart")
+        assert second.records_applied == 0  # the stored offsets were the end of the input
+        await asyncio.sleep(1.0)  # more timer ticks change nothing
+        records = await read_sla(settings)
+    assert sorted((r["lead_id"], r["kind"]) for r in records) == [
+        ("R-1", "breached"), ("R-1", "started"), ("R-2", "breached"), ("R-2", "started")]
+
+    conn = await asyncpg.connect(settings.postgres_dsn.reveal())
+    try:
+        await conn.execute(f'SET search_path TO "{settings.postgres_schema}"')
+        rows = await conn.fetch("SELECT lead_id, outcome, final FROM sla_clocks ORDER BY lead_id")
+        assert [(r["lead_id"], r["outcome"], r["final"]) for r in rows] == [
+            ("R-1", "breached", False), ("R-2", "breached", False)]  # a late stop may still correct them
+        assert await conn.fetchval("SELECT count(*) FROM sla_emissions") == 4
+    finally:
+        await conn.close()
+
+
+async def _count_kind(settings, kind: str, n: int) -> bool:
+    return sum(1 for r in await read_sla(settings) if r["kind"] == kind) >= n
