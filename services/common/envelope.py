@@ -158,7 +158,34 @@ def _bounded_str(obj: Mapping[str, Any], name: str, max_len: int) -> str:
             value.encode("utf-8")
         except UnicodeEncodeError:
             raise InvalidEvent(name, "must be valid Unicode text (no lone surrogates)") from None
+    if "\x00" in value:
+        raise InvalidEvent(name, "must not contain the NUL character (U+0000)")
     return value
+
+
+def _storable_text_problem(value: Any, path: str) -> tuple[str, str] | None:
+    """The first string (key or value) in a payload that PostgreSQL's jsonb could not store:
+    one with a NUL character or a lone surrogate. Accepting it would jam the event store."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return path, "must not contain the NUL character (U+0000)"
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return path, "must be valid Unicode text (no lone surrogates)"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            problem = _storable_text_problem(key, path) or _storable_text_problem(item, f"{path}.{key}")
+            if problem:
+                return problem
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            problem = _storable_text_problem(item, f"{path}[{index}]")
+            if problem:
+                return problem
+    return None
 
 
 def _parse_time(path: str, value: Any) -> datetime:
@@ -240,6 +267,9 @@ def parse_event(obj: Any, *, now: datetime | None = None) -> Event:
         raise InvalidEvent("payload", "is required (use {} for none)")
     if not isinstance(payload, dict):
         raise InvalidEvent("payload", f"must be an object, got {_json_kind(payload)}")
+    problem = _storable_text_problem(payload, "payload")
+    if problem:
+        raise InvalidEvent(*problem)
     for name, rule in rules.items():
         value = payload.get(name)
         if value is None:

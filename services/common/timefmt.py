@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 # RFC 3339 date-time: the offset is mandatory ("Z" or +hh:mm); "T" may be lower case or a space.
 _RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
 )
 
 
@@ -15,7 +15,7 @@ def parse_rfc3339(text: str) -> datetime:
 
     Raises ValueError naming what is wrong.
     """
-    m = _RFC3339.match(text)
+    m = _RFC3339.fullmatch(text)  # fullmatch: no trailing newline
     if m is None:
         raise ValueError("must be an RFC 3339 timestamp with offset, e.g. 2026-11-02T08:00:00Z")
     year, month, day, hour, minute, second, frac, offset = m.groups()
@@ -33,7 +33,10 @@ def parse_rfc3339(text: str) -> datetime:
         dt = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tzinfo=tz)
     except ValueError as exc:
         raise ValueError(f"is not a valid date-time ({exc})") from None
-    return dt.astimezone(timezone.utc)
+    try:
+        return dt.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError("is out of the representable range once converted to UTC") from None
 
 
 def format_utc(dt: datetime) -> str:

@@ -21,10 +21,19 @@ from services.common.envelope import (
     FieldRule,
 )
 
-json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text()
+# PostgreSQL's jsonb cannot hold NUL or lone surrogates, so parse_event refuses them
+# (tests/unit/ingest/test_storable_text.py); every other character is fair game.
+_STORABLE = st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",))
+
+
+def text(**kwargs: Any) -> st.SearchStrategy[str]:
+    return st.text(alphabet=_STORABLE, **kwargs)
+
+
+json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | text()
 json_values = st.recursive(
     json_scalars,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(text(max_size=8), children, max_size=4),
     max_leaves=12,
 )
 
@@ -46,8 +55,8 @@ def valid_values(rule: FieldRule) -> st.SearchStrategy[Any]:
     if rule.choices is not None:
         return st.sampled_from(rule.choices)
     if rule.kind == TEXT:
-        text = st.text(max_size=20)
-        return text.filter(lambda s: s.strip(WHITESPACE)) if rule.required else text
+        strings = text(max_size=20)
+        return strings.filter(lambda s: s.strip(WHITESPACE)) if rule.required else strings
     if rule.kind == INTEGER:
         return st.integers()
     if rule.kind == NUMBER:
@@ -66,14 +75,14 @@ _finite_floats = st.floats(allow_nan=False, allow_infinity=False)
 
 # JSON values of another kind than the field's (null is left out: for an optional field it means absent).
 _WRONG_KINDS: dict[str, st.SearchStrategy[Any]] = {
-    TEXT: st.booleans() | st.integers() | _finite_floats | st.lists(st.text(), max_size=2)
-    | st.dictionaries(st.text(max_size=3), st.text(max_size=3), max_size=2),
-    INTEGER: st.booleans() | st.text() | _finite_floats.filter(lambda x: not x.is_integer())
-    | st.lists(st.integers(), max_size=2) | st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
-    NUMBER: st.booleans() | st.text() | st.lists(st.integers(), max_size=2)
-    | st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
-    BOOLEAN: st.integers() | _finite_floats | st.text() | st.lists(st.booleans(), max_size=2),
-    TIMESTAMP: st.booleans() | st.integers() | _finite_floats | st.lists(st.text(), max_size=2),
+    TEXT: st.booleans() | st.integers() | _finite_floats | st.lists(text(), max_size=2)
+    | st.dictionaries(text(max_size=3), text(max_size=3), max_size=2),
+    INTEGER: st.booleans() | text() | _finite_floats.filter(lambda x: not x.is_integer())
+    | st.lists(st.integers(), max_size=2) | st.dictionaries(text(max_size=3), st.integers(), max_size=2),
+    NUMBER: st.booleans() | text() | st.lists(st.integers(), max_size=2)
+    | st.dictionaries(text(max_size=3), st.integers(), max_size=2),
+    BOOLEAN: st.integers() | _finite_floats | text() | st.lists(st.booleans(), max_size=2),
+    TIMESTAMP: st.booleans() | st.integers() | _finite_floats | st.lists(text(), max_size=2),
 }
 
 
@@ -86,7 +95,7 @@ def payloads(etype: str) -> st.SearchStrategy[dict[str, Any]]:
     rules = PAYLOAD_RULES[etype]
     required = {name: valid_values(rule) for name, rule in rules.items() if rule.required}
     optional = {name: valid_values(rule) | st.none() for name, rule in rules.items() if not rule.required}
-    extra = st.dictionaries(st.text(max_size=10).filter(lambda k: k not in rules), json_values, max_size=3)
+    extra = st.dictionaries(text(max_size=10).filter(lambda k: k not in rules), json_values, max_size=3)
     return st.tuples(st.fixed_dictionaries(required, optional=optional), extra).map(lambda p: {**p[1], **p[0]})
 
 
@@ -94,11 +103,11 @@ def raw_events(types: tuple[str, ...] = EVENT_TYPES) -> st.SearchStrategy[dict[s
     """A valid raw event (decoded JSON) of any of `types`."""
     return st.sampled_from(types).flatmap(
         lambda etype: st.fixed_dictionaries({
-            "event_id": st.text(min_size=1, max_size=MAX_ID_LEN),
-            "lead_id": st.text(min_size=1, max_size=MAX_ID_LEN),
+            "event_id": text(min_size=1, max_size=MAX_ID_LEN),
+            "lead_id": text(min_size=1, max_size=MAX_ID_LEN),
             "type": st.just(etype),
             "occurred_at": rfc3339_times,
-            "source": st.text(min_size=1, max_size=MAX_SOURCE_LEN),
+            "source": text(min_size=1, max_size=MAX_SOURCE_LEN),
             "payload": payloads(etype),
         })
     )
