@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "ingest": ("services.ingest.commands", "ingest", "Run the ingest service: POST /v1/events and the leadflow.inbound consumer."),
     "send": ("services.ingest.send", "send", "Post a JSONL file of events to ingest in batches; print what was refused."),
     "keys": ("services.ingest.commands", "keys", "Make ingest API keys and the hashes its configuration holds."),
+    "sla-monitor": ("services.sla_monitor.app", "command", "Run the SLA monitor: leadflow.lifecycle to SLA clocks, leadflow.sla and metrics."),
+    "backtest": ("services.backtest", "backtest", "Replay the stored history under the current and a proposed SLA policy; compare."),
 }
 
 
