@@ -31,8 +31,8 @@ FAST = dict(serve_metrics=False, timer_interval_s=0.25, batch_within_s=0.05, gau
 
 
 @asynccontextmanager
-async def running_monitor(settings, policy, **options):
-    service = SlaMonitor(settings, policy, SlaOptions(**{**FAST, **options}))
+async def running_monitor(settings, policy, now=None, **options):
+    service = SlaMonitor(settings, policy, SlaOptions(**{**FAST, **options}), now=now)
     await service.start()
     task = asyncio.create_task(service.run())
     try:
@@ -136,3 +136,102 @@ async def test_restart_resumes_open_clocks_from_postgres(settings, tmp_path):
 
 async def _count_kind(settings, kind: str, n: int) -> bool:
     return sum(1 for r in await read_sla(settings) if r["kind"] == kind) >= n
+
+
+async def test_volume_windows_close_on_the_wall_clock(settings, tmp_path):
+    """Assignments in a past week and month: once the wall clock is past their end the timer
+    judges the windows; window records are keyed by SLA (and owner) and carry the counts."""
+    from services.common.envelope import Event
+
+    policy = load_policy(write_policy(tmp_path, due="1h"))
+    now = utc_now()
+    first = now - timedelta(days=100)
+    at = now - timedelta(days=50)
+    # Windows are judged from the first event the monitor sees on: let that be V0's, alone.
+    await produce(settings, lifecycle_messages(
+        [Event("V0-c", "V0", "lead.created", first, "hubspot", {"channel": "event", "segment": "smb"})]))
+    events = []
+    # The monitor's wall clock stands still at `first` until every record is in, then jumps to now.
+    wall = {"now": first}
+    for i, (owner, fit) in enumerate((("rep-1", "good"), ("rep-1", "poor"), ("rep-2", "good"))):
+        lead = f"V{i + 1}"
+        events += [
+            Event(f"{lead}-c", lead, "lead.created", at, "hubspot", {"channel": "event", "segment": "smb"}),
+            Event(f"{lead}-s", lead, "lead.scored", at, "hubspot", {"score": 50, "fit": fit}),
+            Event(f"{lead}-a", lead, "lead.assigned", at + timedelta(minutes=i), "salesforce",
+                  {"owner": owner, "team": "sales-emea"}),
+        ]
+
+    async with running_monitor(settings, policy, now=lambda: wall["now"]) as service:
+        await wait_until(lambda: service.records_applied == 1, 30, "the first event applied")
+        await produce(settings, lifecycle_messages(events))
+        await wait_until(lambda: service.records_applied == 10, 30, "every record applied")
+        assert all(r["kind"] == "started" for r in await read_sla(settings))  # nothing judged yet
+        wall["now"] = now
+        weekly = await wait_until(lambda: _windows(settings, "marketing_weekly_volume", count=3), 30,
+                                  "the weekly window with the three assignments judged")
+        monthly = await wait_until(lambda: _windows(settings, "rep_monthly_volume"), 30, "the monthly windows")
+        assert weekly["_key"] == b"marketing_weekly_volume" and weekly["scope"] == {}
+        assert weekly["outcome"] == "breached" and weekly["target"] == 50
+        assert abs(weekly["fit_share"] - 2 / 3) < 1e-9
+        assert weekly["window_start"] <= at < weekly["window_end"] <= now
+        by_owner = {r["scope"]["owner"]: r for r in monthly}
+        assert set(by_owner) == {"rep-1", "rep-2"}
+        assert by_owner["rep-1"]["_key"] == b"rep_monthly_volume/rep-1"
+        assert (by_owner["rep-1"]["count"], by_owner["rep-2"]["count"]) == (2, 1)
+        assert all(r["outcome"] == "breached" and r["target"] == 150 for r in monthly)
+        # Each of the ~14 weeks since the first event is judged once (empty ones too).
+        records = await read_sla(settings)
+        weeks = [r for r in records if r["sla"] == "marketing_weekly_volume"]
+        assert len({r["clock_id"] for r in weeks}) == len(weeks) >= 13
+        assert all(first <= r["window_start"] and r["window_end"] <= now for r in weeks)
+        await wait_until(lambda: metric(service, "leadflow_sla_volume_target", sla="marketing_weekly_volume",
+                                        scope="all") == 50, 10, "the weekly target gauge")
+        assert metric(service, "leadflow_sla_volume_count", sla="marketing_weekly_volume", scope="all") == 0
+        assert metric(service, "leadflow_sla_breaches_total", sla="rep_monthly_volume", team="marketing") == 2
+        assert metric(service, "leadflow_sla_outcomes_total", sla="marketing_weekly_volume", team="marketing",
+                      outcome="breached") == len(weeks)
+        # The handoff clocks of the assignments belong to the lead's team.
+        assert metric(service, "leadflow_sla_clocks_open", sla="contact_attempts", team="sales-emea") == 3
+        assert metric(service, "leadflow_sla_breaches_total", sla="sales_acceptance", team="sales-emea") == 3
+
+
+async def _windows(settings, sla: str, count: int | None = None):
+    found = [r for r in await read_sla(settings) if r["sla"] == sla and r["kind"] == "window_closed"]
+    if count is None:
+        return found
+    return next((r for r in found if r["count"] == count), None)
+
+
+async def test_one_writer_a_second_instance_waits_and_a_stale_one_is_fenced(settings, tmp_path):
+    from services.common.postgres import connect
+    from services.sla_monitor import store
+    from services.sla_monitor.service import FatalError, StandbyRefused
+
+    policy = load_policy(write_policy(tmp_path, due="1h"))
+    first = SlaMonitor(settings, policy, SlaOptions(**FAST))
+    await first.start()
+    task = asyncio.create_task(first.run())
+    try:
+        # The writer lock is held: a second instance told not to wait refuses to start.
+        second = SlaMonitor(settings, policy, SlaOptions(**{**FAST, "lock_wait": False}))
+        with pytest.raises(StandbyRefused):
+            await second.start()
+        await second.close()
+
+        # A newer claim of the state (what a standby does when it gets the lock) fences the
+        # first instance: its next commit is refused, nothing of it is written, and it stops.
+        conn = await connect(settings)
+        try:
+            await store.claim(conn, "a-newer-instance")
+            await produce(settings, lifecycle_messages(website_mql("F-1", utc_now())))
+            code = await asyncio.wait_for(task, 30)
+            assert code == 1
+            assert isinstance(first.fatal, FatalError) and "claimed by another instance" in str(first.fatal)
+            assert await conn.fetchval("SELECT count(*) FROM sla_clocks") == 0
+            assert await conn.fetchval("SELECT count(*) FROM sla_input_offsets") == 0
+        finally:
+            await conn.close()
+    finally:
+        first.request_stop()
+        await first.close()
