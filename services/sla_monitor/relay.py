@@ -86,8 +86,17 @@ class OutboxRelay:
         kafka_next = meta.offset if meta is not None and meta.offset is not None and meta.offset >= 0 else 0
         async with self.pool.acquire() as conn:
             hint = await store.published_hint(conn)
+            last_id = await conn.fetchval("SELECT COALESCE(max(id), 0) FROM sla_emissions")
+        position = kafka_next - 1
+        if position > last_id:
+            # Outbox rows are never deleted, so a position past the last id means this outbox is
+            # not the one the position was committed for (the database was reset, the topics
+            # kept): publishing from the hint re-sends nothing this outbox already sent.
+            log.warning("relay position %d is past the outbox's last id %d (a reset database?): "
+                        "publishing after id %d", position, last_id, hint)
+            return hint
         # The group offset is the next id to publish; the hint lags it, so the larger one is right.
-        return max(kafka_next - 1, hint, 0)
+        return max(position, hint, 0)
 
     async def _close_producer(self) -> None:
         producer, self._producer = self._producer, None

@@ -56,10 +56,12 @@ async def test_breach_fires_with_no_further_event(settings, tmp_path):
     await produce(settings, lifecycle_messages(events))
     # A transaction the lifecycle aborted is never read (read_committed).
     await produce(settings, lifecycle_messages(website_mql("L-aborted", start)), abort=True)
+    # A record that is not a lifecycle record is kept aside, and the rest goes on.
+    await produce(settings, [(b"junk", b"not an Avro lifecycle record")])
 
     async with running_monitor(settings, policy) as service:
         # Both clocks start and L-fast is met at once; L-late waits for the wall clock.
-        await wait_until(lambda: service.records_applied >= 5, 30, "the five lifecycle records applied")
+        await wait_until(lambda: service.records_applied >= 6, 30, "the six records applied")
         assert metric(service, "leadflow_sla_clocks_open", sla="speed_to_lead", team="sales") in (0.0, 1.0)
         breached = await wait_until(
             lambda: _breaches(settings), 30, "a speed_to_lead breach on leadflow.sla")
@@ -94,7 +96,16 @@ async def test_breach_fires_with_no_further_event(settings, tmp_path):
             "leadflow_sla_outcomes_total", {"sla": "marketing_weekly_volume", "team": "marketing",
                                             "outcome": "breached"}) == 0
         assert metric(service, "leadflow_consumer_records_total", service="sla_monitor",
-                      topic=settings.topics.lifecycle) == 5
+                      topic=settings.topics.lifecycle) == 6
+        assert metric(service, "leadflow_errors_total", service="sla_monitor", kind="decode") == 1
+    conn = await asyncpg.connect(settings.postgres_dsn.reveal())
+    try:
+        await conn.execute(f'SET search_path TO "{settings.postgres_schema}"')
+        rows = await conn.fetch("SELECT record_key, record_value, error FROM sla_unreadable_records")
+        assert [(r["record_key"], r["record_value"]) for r in rows] == [(b"junk", b"not an Avro lifecycle record")]
+        assert "single-object" in rows[0]["error"]
+    finally:
+        await conn.close()
 
 
 async def _breaches(settings):
