@@ -246,3 +246,26 @@ async def test_one_writer_a_second_instance_waits_and_a_stale_one_is_fenced(sett
     finally:
         first.request_stop()
         await first.close()
+
+
+async def test_standby_takes_over_when_the_writer_goes(settings, tmp_path):
+    policy = load_policy(write_policy(tmp_path, due="1h"))
+    start = utc_now()
+    await produce(settings, lifecycle_messages(website_mql("S-1", start)))
+    async with running_monitor(settings, policy) as first:
+        await wait_until(lambda: first.records_applied == 2, 30, "the writer applied S-1")
+        standby = SlaMonitor(settings, policy, SlaOptions(**FAST))
+        starting = asyncio.create_task(standby.start())
+        await asyncio.sleep(1.0)
+        assert not starting.done()  # waiting for the writer lock
+    try:
+        await asyncio.wait_for(starting, 30)
+        assert standby.epoch == first.epoch + 1
+        assert [c.lead_id for c in standby.engine.live_clocks()] == ["S-1"]  # restored, not re-read
+        await produce(settings, lifecycle_messages([contact("S-1", start + timedelta(minutes=5))]))
+        await wait_until(lambda: standby.records_applied == 1, 30, "the standby applied the stop")
+        await wait_until(lambda: _count_kind(settings, "met", 1), 30, "the met record on leadflow.sla")
+    finally:
+        standby.request_stop()
+        await standby.close()
+    assert standby.fatal is None
