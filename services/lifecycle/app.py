@@ -31,7 +31,9 @@ async def run_service(settings: Settings, options: LifecycleOptions | None = Non
         await service.run()
     finally:
         await service.close()
-        log.info("lifecycle service stopped: %d events stored in %d rounds", service.events_stored, service.rounds)
+        log.info("lifecycle service stopped: %d events stored in %d rounds; seconds per step: %s",
+                 service.events_stored, service.rounds,
+                 ", ".join(f"{k} {v:.2f}" for k, v in sorted(service.phases.items())))
 
 
 def main() -> int:

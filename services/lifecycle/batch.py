@@ -3,10 +3,10 @@ and the records to publish. Pure: no I/O, no clock; the service does the queries
 
 The service calls, per batch round:
 
-    decoded = [decode_record(codec, record) for record in records]       # per input partition
+    decoded = [decode_record(decoder, r.offset, r.key, r.value) for r in records]   # per partition
     known   = {lead_id: LeadEntry | None}   # from its caches, the rest with ONE query
     seen    = {event_id already stored}     # ONE query
-    plan    = plan_round(parts, known, seen, out_codec)
+    plan    = plan_round(topic, parts, known, seen, encoder)
     ... one transaction: plan.event_rows (COPY), plan.duplicate_rows, plan.lead_columns() ...
     ... then per partition, one Kafka transaction with plan.parts[i].outputs ...
 """
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Sequence
 
-from services.common.avro_codec import AvroCodec, event_from_avro
+from services.common.avro_codec import event_from_avro
 from services.common.envelope import Event
 from services.common.kafka import lead_key
 from services.lifecycle.domain import LeadState, Transition, apply_event
@@ -91,8 +91,9 @@ class Decoded:
         self.error = error
 
 
-def decode_record(codec: AvroCodec, offset: int, key: bytes | None, value: bytes | None) -> Decoded:
-    """An input record of leadflow.events, or the reason it cannot be stored as an event."""
+def decode_record(codec, offset: int, key: bytes | None, value: bytes | None) -> Decoded:
+    """An input record of leadflow.events, or the reason it cannot be stored as an event.
+    `codec`: anything with `decode(message) -> envelope record` (an AvroCodec, a wire.EnvelopeDecoder)."""
     try:
         envelope = codec.decode(value if value is not None else b"")
         event = event_from_avro(envelope)
@@ -217,13 +218,14 @@ def plan_round(
     parts: Sequence[PartitionInput],
     known: Mapping[str, LeadEntry | None],
     seen_event_ids: Iterable[str],
-    out_codec: AvroCodec,
+    encoder,
 ) -> RoundPlan:
     """Apply a round's events in log order per partition.
 
     `known` holds the current entry (or None: never seen) of every lead the round names; `seen_event_ids`
     the round's event ids that are already stored. An event id seen before (stored, or earlier in
     this round) is a duplicate: no version, no effect, recorded in duplicate_rows, not published.
+    `encoder.encode(transition, envelope, message)` gives a lifecycle record (wire.LifecycleEncoder).
     """
     current: dict[str, LeadEntry | None] = dict(known)
     seen = set(seen_event_ids)
@@ -237,7 +239,7 @@ def plan_round(
     rejection_reasons: Counter = Counter()
     duplicates = 0
     plans: list[PartitionPlan] = []
-    encode = out_codec.encode
+    encode = encoder.encode
 
     for part in parts:
         partition = part.partition
@@ -271,7 +273,7 @@ def plan_round(
                 t.from_stage, t.to_stage, t.ignored, t.channel, t.segment, t.fit, t.owner, t.team,
                 topic, partition, rec.offset,
             ))
-            outputs.append((lead_key(lead_id), encode(lifecycle_record(t, envelope))))
+            outputs.append((lead_key(lead_id), encode(t, envelope, rec.value)))
             applied_by_type[event.type] += 1
             if t.ignored is not None:
                 ignored_by_reason[t.ignored] += 1

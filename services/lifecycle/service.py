@@ -17,7 +17,7 @@ import asyncio
 import logging
 import os
 import time
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -36,6 +36,7 @@ from services.lifecycle.batch import (
 )
 from services.lifecycle.metrics import LifecycleMetrics
 from services.lifecycle.publisher import FENCED_ERRORS, PartitionPublisher
+from services.lifecycle.wire import EnvelopeDecoder, LifecycleEncoder
 
 log = logging.getLogger("leadflow.lifecycle")
 
@@ -113,6 +114,18 @@ class Partition:
         self.publishing: asyncio.Task | None = None
 
 
+class _Round:
+    """A planned round: its plan, its partitions, and the task writing it to Postgres."""
+
+    __slots__ = ("plan", "parts", "started", "write")
+
+    def __init__(self, plan: RoundPlan, parts: dict[int, Partition], started: float) -> None:
+        self.plan = plan
+        self.parts = parts
+        self.started = started
+        self.write: asyncio.Task | None = None
+
+
 class _Rebalance(ConsumerRebalanceListener):
     def __init__(self, service: "LifecycleService") -> None:
         self.service = service
@@ -136,15 +149,19 @@ class LifecycleService:
         self.output_topic = settings.topics.lifecycle
         self.in_codec = AvroCodec("event_envelope")
         self.out_codec = AvroCodec("lifecycle_record")
+        self.decoder = EnvelopeDecoder(self.in_codec)
+        self.encoder = LifecycleEncoder(self.out_codec, self.in_codec)
         self.pool: asyncpg.Pool | None = None
         self.consumer = None
         self._parts: dict[TopicPartition, Partition] = {}
         self._lock = asyncio.Lock()
+        self._pending: _Round | None = None      # the round being written to Postgres
         self._stopping = asyncio.Event()
         self._metrics_runner = None
         self._gauge_task: asyncio.Task | None = None
         self.events_stored = 0
         self.rounds = 0
+        self.phases: dict[str, float] = defaultdict(float)   # seconds spent per step of a round
 
     # --- life cycle ---------------------------------------------------------------------------------
 
@@ -176,28 +193,40 @@ class LifecycleService:
         self._stopping.set()
 
     async def run(self) -> None:
-        """Consume until request_stop(); the batch in hand is finished first."""
+        """Consume until request_stop(); the round in hand is finished (stored and published)."""
         consumer, o = self.consumer, self.options
         while not self._stopping.is_set():
-            await self._recover_due()
+            if self._recovery_due():
+                async with self._lock:
+                    await self._finish_pending()
+                    await self._recover_due()
             try:
+                t = time.perf_counter()
                 batches = await consumer.getmany(timeout_ms=o.fetch_timeout_ms, max_records=o.max_records)
+                self.phases["fetch"] += time.perf_counter() - t
             except KafkaError as exc:
                 log.warning("fetch failed: %r", exc)
                 self.metrics.error("kafka")
                 await asyncio.sleep(0.5)
                 continue
-            if batches:
-                async with self._lock:
-                    await self._process(batches)
+            async with self._lock:
+                await self._process(batches)
             self._update_lag()
         async with self._lock:
+            await self._finish_pending()
             await self._drain_publishing(list(self._parts.values()))
 
     async def close(self) -> None:
         """Leave the group (the revoke callback closes the producers), then release everything."""
         if self._gauge_task is not None:
             self._gauge_task.cancel()
+        if self._pending is not None:   # run() did not get to finish it
+            try:
+                async with self._lock:
+                    await self._finish_pending()
+                    await self._drain_publishing(list(self._parts.values()))
+            except Exception as exc:  # noqa: BLE001 - the next owner recovers from the store
+                log.warning("finishing the last round on close: %r", exc)
         if self.consumer is not None:
             try:
                 await asyncio.wait_for(self.consumer.stop(), 30)
@@ -215,6 +244,7 @@ class LifecycleService:
 
     async def _on_revoked(self, revoked) -> None:
         async with self._lock:   # waits for the round in hand: it finishes (stored and published)
+            await self._finish_pending()
             for tp in revoked:
                 part = self._parts.pop(tp, None)
                 if part is not None:
@@ -224,6 +254,7 @@ class LifecycleService:
 
     async def _on_assigned(self, assigned) -> None:
         async with self._lock:
+            await self._finish_pending()
             new = []
             for tp in assigned:
                 if tp.topic != self.input_topic:
@@ -246,13 +277,16 @@ class LifecycleService:
 
     # --- recovery ----------------------------------------------------------------------------------
 
+    def _recovery_due(self) -> bool:
+        now = time.monotonic()
+        return any(not p.ready and p.retry_at <= now for p in self._parts.values())
+
     async def _recover_due(self) -> None:
+        """Recover the partitions waiting for it (call with the lock held, nothing pending)."""
         now = time.monotonic()
         due = [p for p in self._parts.values() if not p.ready and p.retry_at <= now]
         if due:
-            async with self._lock:
-                due = [p for p in due if self._parts.get(p.tp) is p and not p.ready]
-                await asyncio.gather(*(self._recover(p, reinit=p.publisher is None) for p in due))
+            await asyncio.gather(*(self._recover(p, reinit=p.publisher is None) for p in due))
 
     async def _recover(self, part: Partition, reinit: bool) -> bool:
         """Bring a partition back in line with the store (see the module doc). Idempotent, and
@@ -279,21 +313,25 @@ class LifecycleService:
             committed = await asyncio.wait_for(self.consumer.committed(tp), o.kafka_timeout_s)
             published = committed if committed is not None else (pos.published_hint or 0)
             stored = pos.next_offset
+            outputs = []
             if published < stored:
                 async with self.pool.acquire() as conn:
                     rows = await store.stored_events_between(conn, tp.topic, tp.partition, published, stored)
                 encode = self.out_codec.encode
                 outputs = [(lead_key(r["lead_id"]), encode(lifecycle_record_from_row(r))) for r in rows]
-                await asyncio.wait_for(part.publisher.publish(outputs, stored), o.kafka_timeout_s)
-                log.info("partition %d: re-published %d stored events of offsets [%d, %d)",
-                         tp.partition, len(outputs), published, stored)
-                published = stored
             elif published > stored:
                 # The group says more was published than is stored: the store lost data (restored
                 # from a backup?). The store is the truth: reprocess from it.
                 log.error("partition %d: group offset %d is beyond the stored offset %d; reprocessing from %d",
                           tp.partition, published, stored, stored)
                 self.metrics.error("internal")
+            # Always one transaction, even an empty one: it proves this producer still owns the
+            # partition (a zombie's is fenced here) before any of its records is processed.
+            await asyncio.wait_for(part.publisher.publish(outputs, stored), o.kafka_timeout_s)
+            if outputs:
+                log.info("partition %d: re-published %d stored events of offsets [%d, %d)",
+                         tp.partition, len(outputs), published, stored)
+            published = stored
             part.next_offset = stored
             part.published = published
             self.consumer.seek(tp, stored)
@@ -317,12 +355,35 @@ class LifecycleService:
                 self.metrics.error("postgres" if isinstance(exc, (asyncpg.PostgresError, OSError)) else "kafka")
             return False
 
-    # --- one round -----------------------------------------------------------------------------------
+    # --- rounds ------------------------------------------------------------------------------------
+    #
+    # A round is one getmany result. It is planned (decoded, leads loaded, applied) while the
+    # previous round is being written to Postgres, then it waits for that write, whose round is
+    # then published, and its own write starts. So the CPU work of round N+1 overlaps the Postgres
+    # write of round N and the Kafka transactions of round N-1. Planning N+1 before N is committed
+    # is speculative: the caches and stored positions already hold N's outcome, and the duplicate
+    # check adds N's event ids to what the store says. If N's write fails, N+1 is dropped and every
+    # partition of both is recovered from the store (which knows whether N committed).
 
     async def _process(self, batches) -> None:
+        round_ = await self._plan(batches) if batches else None
+        ok = await self._finish_pending()
+        if round_ is None:
+            return
+        if not ok or any(not p.ready for p in round_.parts.values()):
+            self._mark_for_recovery(round_.parts.values())
+            return
+        if not self.options.pipeline:
+            self._pending = round_
+            round_.write = asyncio.create_task(self._write(round_))
+            await self._finish_pending()
+            return
+        round_.write = asyncio.create_task(self._write(round_))
+        self._pending = round_
+
+    async def _plan(self, batches) -> "_Round | None":
         started = time.perf_counter()
-        decode = decode_record
-        codec = self.in_codec
+        decode, decoder = decode_record, self.decoder
         work: list[tuple[Partition, list]] = []
         total = 0
         for tp, records in batches.items():
@@ -336,101 +397,106 @@ class LifecycleService:
                 records = [r for r in records if r.offset >= start]
                 if not records:
                     continue
-            work.append((part, [decode(codec, r.offset, r.key, r.value) for r in records]))
-        if not work:
-            return
+            work.append((part, [decode(decoder, r.offset, r.key, r.value) for r in records]))
         self.metrics.batch_size.observe(total)
-        try:
-            plan, stored_parts = await self._store_round(work)
-        except Exception as exc:  # noqa: BLE001 - unknown outcome: recover every partition of the round
-            log.warning("storing a round failed (%r); recovering its partitions from the store", exc)
-            self.metrics.error("postgres" if isinstance(exc, (asyncpg.PostgresError, OSError)) else "internal")
-            for part, _ in work:
-                if part.ready:
-                    part.ready = False
-                    part.cache.clear()
-                    part.retry_at = time.monotonic() + self.options.retry_backoff_s
-                    try:
-                        self.consumer.pause(part.tp)
-                    except Exception:  # noqa: BLE001
-                        pass
-            return
-        if plan is None:
-            return
-        await self._publish_round(plan, stored_parts, started)
-        self.rounds += 1
+        t0 = time.perf_counter()
+        self.phases["decode"] += t0 - started
+        if not work:
+            return None
+        known: dict[str, LeadEntry | None] = {}
+        missing: list[str] = []
+        event_ids: list[str] = []
+        for part, decoded in work:
+            cache = part.cache
+            for d in decoded:
+                event = d.event
+                if event is None:
+                    continue
+                event_ids.append(event.event_id)
+                lead_id = event.lead_id
+                if lead_id in known:
+                    continue
+                entry = cache.get(lead_id)
+                if entry is None:
+                    missing.append(lead_id)
+                else:
+                    cache.move_to_end(lead_id)
+                known[lead_id] = entry
+        async with self.pool.acquire() as c1, self.pool.acquire() as c2:
+            loaded, seen = await asyncio.gather(store.load_leads(c1, missing), store.stored_event_ids(c2, event_ids))
+        known.update(loaded)
+        pending = self._pending
+        if pending is not None:   # not committed yet: the store cannot know its event ids
+            seen |= {row[2] for row in pending.plan.event_rows}
+        t1 = time.perf_counter()
+        self.phases["query"] += t1 - t0
+        plan = plan_round(
+            self.input_topic,
+            [PartitionInput(part.tp.partition, part.next_offset, decoded) for part, decoded in work],
+            known, seen, self.encoder,
+        )
+        parts = {part.tp.partition: part for part, _ in work}
+        # Speculative: the next round is planned on this one's outcome (no eviction until commit).
+        for lead_id, (p, entry) in plan.leads.items():
+            cache = parts[p].cache
+            cache[lead_id] = entry
+            cache.move_to_end(lead_id)
+        for pp in plan.parts:
+            parts[pp.partition].next_offset = pp.next_offset
+        self.phases["plan"] += time.perf_counter() - t1
+        return _Round(plan, parts, started)
 
-    async def _store_round(self, work) -> tuple[RoundPlan | None, dict[int, Partition]]:
-        conflicts = 0
-        while work:
-            known: dict[str, LeadEntry | None] = {}
-            missing: list[str] = []
-            event_ids: list[str] = []
-            for part, decoded in work:
-                cache = part.cache
-                for d in decoded:
-                    event = d.event
-                    if event is None:
-                        continue
-                    event_ids.append(event.event_id)
-                    lead_id = event.lead_id
-                    if lead_id in known:
-                        continue
-                    entry = cache.get(lead_id)
-                    if entry is None:
-                        missing.append(lead_id)
-                    else:
-                        cache.move_to_end(lead_id)
-                    known[lead_id] = entry
-            async with self.pool.acquire() as c1, self.pool.acquire() as c2:
-                loaded, seen = await asyncio.gather(store.load_leads(c1, missing), store.stored_event_ids(c2, event_ids))
-            known.update(loaded)
-            plan = plan_round(
-                self.input_topic,
-                [PartitionInput(part.tp.partition, part.next_offset, decoded) for part, decoded in work],
-                known, seen, self.out_codec,
-            )
-            by_partition = {part.tp.partition: part for part, _ in work}
+    async def _write(self, round_: "_Round") -> None:
+        t = time.perf_counter()
+        async with self.pool.acquire() as conn:
+            await store.write_round(conn, self.group_id, round_.plan,
+                                    {p: part.published for p, part in round_.parts.items()})
+        self.phases["write"] += time.perf_counter() - t
+
+    async def _finish_pending(self) -> bool:
+        """Wait for the round being written; once committed, publish it. Returns False if the
+        write failed (its partitions are then marked for recovery)."""
+        round_ = self._pending
+        if round_ is None:
+            return True
+        self._pending = None
+        t = time.perf_counter()
+        try:
+            await round_.write
+        except Exception as exc:  # noqa: BLE001 - outcome unknown: the store will tell
+            if isinstance(exc, store.OffsetConflict):
+                log.warning("stored offsets of partitions %s moved under this instance (another instance "
+                            "stored them); recovering", sorted(exc.partitions))
+                self.metrics.error("internal")
+            else:
+                log.warning("storing a round failed (%r); recovering its partitions from the store", exc)
+                self.metrics.error("postgres" if isinstance(exc, (asyncpg.PostgresError, OSError)) else "internal")
+            self._mark_for_recovery(round_.parts.values())
+            return False
+        finally:
+            self.phases["write_wait"] += time.perf_counter() - t
+        plan = round_.plan
+        size = self.options.cache_size
+        for part in round_.parts.values():
+            cache = part.cache
+            while len(cache) > size:
+                cache.popitem(last=False)
+        self.events_stored += len(plan.event_rows)
+        self.metrics.count_round(plan)
+        self.rounds += 1
+        await self._publish_round(plan, round_.parts, round_.started)
+        return True
+
+    def _mark_for_recovery(self, parts) -> None:
+        now = time.monotonic()
+        for part in parts:
+            part.ready = False
+            part.cache.clear()
+            part.retry_at = now
             try:
-                async with self.pool.acquire() as conn:
-                    await store.write_round(conn, self.group_id, plan,
-                                            {p: part.published for p, part in by_partition.items()})
-            except store.OffsetConflict as conflict:
-                # Another instance stored some of these partitions meanwhile. Drop what we hold for
-                # them and recover them from the store (if we are the zombie, that fails: fenced).
-                lost = [by_partition[p] for p in conflict.partitions]
-                log.warning("stored offsets of partitions %s moved under this instance; recovering them",
-                            sorted(conflict.partitions))
-                for part in lost:
-                    await self._recover(part, reinit=False)
-                work = [(part, decoded) for part, decoded in work if part.tp.partition not in conflict.partitions]
-                continue
-            except asyncpg.UniqueViolationError as exc:
-                # An event id stored concurrently by another partition's writer, or a lead whose
-                # events arrive on two partitions: reload everything and plan again.
-                conflicts += 1
-                if conflicts > 3:
-                    raise
-                log.warning("unique violation while storing a round (%s); planning it again", exc)
-                for part, _ in work:
-                    part.cache.clear()
-                continue
-            # Committed: the caches and positions follow the store.
-            size = self.options.cache_size
-            for lead_id, (p, entry) in plan.leads.items():
-                cache = by_partition[p].cache
-                cache[lead_id] = entry
-                cache.move_to_end(lead_id)
-            for part in by_partition.values():
-                cache = part.cache
-                while len(cache) > size:
-                    cache.popitem(last=False)
-            for pp in plan.parts:
-                by_partition[pp.partition].next_offset = pp.next_offset
-            self.events_stored += len(plan.event_rows)
-            self.metrics.count_round(plan)
-            return plan, by_partition
-        return None, {}
+                self.consumer.pause(part.tp)
+            except Exception:  # noqa: BLE001 - not assigned any more
+                pass
 
     # --- publishing ----------------------------------------------------------------------------------
 
@@ -438,7 +504,9 @@ class LifecycleService:
         """Publish each partition's part of a stored round in its own transaction. Pipelined: the
         previous round's transactions are awaited first, this round's run while the next round is
         stored (order per partition is kept: one transaction in flight per partition)."""
+        t = time.perf_counter()
         await self._drain_publishing(list(parts.values()))
+        self.phases["publish_wait"] += time.perf_counter() - t
         tasks = []
         for pp in plan.parts:
             part = parts[pp.partition]
