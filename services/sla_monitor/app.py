@@ -16,6 +16,7 @@ import sys
 import click
 
 EXIT_CONFIG = 2
+EXIT_STANDBY = 3
 
 
 def load_config():
@@ -46,12 +47,16 @@ def main() -> int:
         print(error, file=sys.stderr)
         return EXIT_CONFIG
     settings, options, policy = config
-    from services.sla_monitor.service import run_service
+    from services.sla_monitor.service import StandbyRefused, run_service
 
     logging.getLogger("leadflow.sla_monitor").info(
         "sla_monitor starting: policy %s (%s), %s -> %s", policy.version, settings.sla_policy_file or "built-in",
         settings.topics.lifecycle, settings.topics.sla)
-    return asyncio.run(run_service(settings, policy, options))
+    try:
+        return asyncio.run(run_service(settings, policy, options))
+    except StandbyRefused as exc:
+        print(f"leadflow sla-monitor: {exc} (LEADFLOW_SLA_LOCK_WAIT=0)", file=sys.stderr)
+        return EXIT_STANDBY
 
 
 @click.command("sla-monitor")

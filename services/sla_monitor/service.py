@@ -162,8 +162,8 @@ class SlaMonitor:
         self.batches = 0
         self.emissions_committed = 0
         self.ticks = 0
-        self._lock: asyncio.Lock | None = None
-        self._done: asyncio.Event | None = None
+        self._lock = asyncio.Lock()     # serializes observe/advance and their commits
+        self._done = asyncio.Event()
         self._lock_conn: asyncpg.Connection | None = None
         self._metrics_runner = None
         self._tasks: list[asyncio.Task] = []
@@ -174,8 +174,6 @@ class SlaMonitor:
 
     async def start(self) -> None:
         s, o = self.settings, self.options
-        self._lock = asyncio.Lock()
-        self._done = asyncio.Event()
         conn = await connect(s)
         self._lock_conn = conn
         applied = await store.migrate_store(conn)
@@ -227,13 +225,15 @@ class SlaMonitor:
 
     async def run(self) -> int:
         """Until stopped (request_stop) or failed; the exit code: 0, or 1 after a fatal error."""
-        assert self._done is not None
         await self._done.wait()
         return 1 if self.fatal is not None else 0
 
+    @property
+    def stop_requested(self) -> bool:
+        return self._done.is_set()
+
     def request_stop(self) -> None:
-        if self._done is not None:
-            self._done.set()
+        self._done.set()
 
     def fail(self, exc: BaseException) -> None:
         if self.fatal is None:
@@ -243,10 +243,7 @@ class SlaMonitor:
 
     async def close(self) -> None:
         # Let the batch or tick in hand finish (its transaction commits or not as a whole).
-        if self._lock is not None:
-            async with self._lock:
-                self.stopping = True
-        else:
+        async with self._lock:
             self.stopping = True
         if self.app is not None:
             try:
@@ -306,7 +303,6 @@ class SlaMonitor:
 
     async def process_batch(self, records: Iterable[Record]) -> int:
         """Apply one batch of leadflow.lifecycle records and commit it; returns the records applied."""
-        assert self._lock is not None
         async with self._lock:
             if self.stopping or self.fatal is not None:
                 return 0
@@ -410,7 +406,6 @@ class SlaMonitor:
         Returns the emissions committed."""
         if not await self._timer_may_run():
             return 0
-        assert self._lock is not None
         async with self._lock:
             if self.stopping or self.fatal is not None:
                 return 0
@@ -528,8 +523,20 @@ async def run_service(settings: Settings, policy: Policy, options: SlaOptions | 
             loop.add_signal_handler(sig, service.request_stop)
     code = 0
     try:
-        await service.start()
-        code = await service.run()
+        # A standby waits in start() for the writer lock: a stop request must end that wait too.
+        starting = asyncio.create_task(service.start())
+        stopping = asyncio.create_task(service.run())
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            starting.cancel()
+            try:
+                await starting
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping anyway
+                pass
+        elif starting.exception() is not None:
+            stopping.cancel()
+            raise starting.exception()  # type: ignore[misc]
+        code = await stopping
     finally:
         await service.close()
         log.info("sla_monitor stopped: %d records in %d batches, %d emissions, %d timer ticks",

@@ -143,3 +143,41 @@ def _timer_ran_after(port: int, after) -> bool:
         if line.startswith("leadflow_sla_timer_last_run_timestamp_seconds "):
             return float(line.split()[1]) > after.timestamp()
     return False
+
+
+async def test_standby_takes_over_from_a_killed_writer(settings, tmp_path):
+    """Two standbys wait for the writer lock; SIGTERM ends a standby's wait (exit 0); when the
+    writer is SIGKILLed with clocks open, the other standby takes over and breaches each once."""
+    policy = write_policy(tmp_path, due=f"{DUE_S}s")
+    common = dict(LEADFLOW_SLA_TIMER_INTERVAL_S="0.5", LEADFLOW_SLA_BATCH_WITHIN_S="0.05",
+                  LEADFLOW_SLA_SESSION_TIMEOUT_S="6", LEADFLOW_SLA_HEARTBEAT_INTERVAL_S="1")
+    writer = MonitorProcess(service_env(settings, policy, **common), tmp_path / "writer.log")
+    standby = MonitorProcess(service_env(settings, policy, **common), tmp_path / "standby.log")
+    other = MonitorProcess(service_env(settings, policy, **common), tmp_path / "other.log")
+    refused = MonitorProcess(service_env(settings, policy, LEADFLOW_SLA_LOCK_WAIT="0", **common),
+                             tmp_path / "refused.log")
+    t0 = utc_now()
+    leads = [f"K{i}" for i in range(5)]
+    try:
+        writer.start()
+        await produce(settings, lifecycle_messages([e for lead in leads for e in website_mql(lead, t0)]))
+        await wait_until(lambda: _kinds_at_least(settings, "started", 5), 60, "5 starts published")
+        standby.start()
+        other.start()
+        refused.start()
+        await wait_until(lambda: "waiting as a standby" in standby.log() and "waiting as a standby" in other.log(),
+                         30, "both standbys waiting")
+        assert refused.proc.wait(30) == 3 and "is the writer" in refused.log()
+        assert other.terminate(timeout=20) == 0  # a standby stops at once
+        writer.kill()  # clocks open, due in a few seconds
+        await wait_until(lambda: _kinds_at_least(settings, "breached", 5), 60, "5 breaches by the standby")
+        await asyncio.sleep(1.5)
+        assert standby.terminate() == 0, standby.log()[-3000:]
+    finally:
+        for process in (writer, standby, other, refused):
+            if process.alive():
+                process.kill()
+    records = await read_sla(settings)
+    per_clock = Counter((r["clock_id"], r["kind"]) for r in records)
+    assert sorted(per_clock.values()) == [1] * 10
+    assert sorted(r["lead_id"] for r in records if r["kind"] == "breached") == leads
