@@ -17,6 +17,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "ingest": ("services.ingest.commands", "ingest", "Run the ingest service: POST /v1/events and the leadflow.inbound consumer."),
     "send": ("services.ingest.send", "send", "Post a JSONL file of events to ingest in batches; print what was refused."),
     "keys": ("services.ingest.commands", "keys", "Make ingest API keys and the hashes its configuration holds."),
+    "lifecycle": ("services.lifecycle.commands", "lifecycle", "Run the lifecycle service: leadflow.events to the event store and leadflow.lifecycle."),
+    "lead": ("services.lifecycle.commands", "lead", "Show one lead's history from the event store: events, stages, owners, time in each stage."),
+    "funnel": ("services.lifecycle.commands", "funnel", "Count leads per stage as they stood at a moment (--as-of), from the event log."),
+    "rebuild": ("services.lifecycle.commands", "rebuild", "Recompute the leads projection from the stored events; report (or --fix) differences."),
     "sla-monitor": ("services.sla_monitor.app", "command", "Run the SLA monitor: leadflow.lifecycle to SLA clocks, leadflow.sla and metrics."),
     "backtest": ("services.backtest", "backtest", "Replay the stored history under the current and a proposed SLA policy; compare."),
 }
