@@ -88,9 +88,9 @@ async def _run(settings: Settings, leads: int, console: Console) -> None:
     console.print(f"ingest: {accepted} events accepted, {refused} refused, via POST {url}")
     applied = await _wait_applied(settings, int(already) + accepted, 120, console)
     console.print(f"lifecycle: {int(applied - already)} events applied and stored in PostgreSQL")
-    await asyncio.sleep(3)  # the SLA monitor reads the lifecycle topic a moment later
+    await asyncio.sleep(6)  # the SLA monitor reads the lifecycle topic and refreshes its gauges a moment later
 
-    table = Table(title="Funnel (leads per stage, from the event store)")
+    table = Table(title="Funnel: leads per stage (event store)")
     table.add_column("stage")
     table.add_column("leads", justify="right")
     for stage, count in await _funnel(settings):
@@ -104,7 +104,7 @@ async def _run(settings: Settings, leads: int, console: Console) -> None:
     open_clocks: dict[str, float] = {}
     for labels, value in sla.get("leadflow_sla_clocks_open", []):
         open_clocks[labels.get("sla", "?")] = open_clocks.get(labels.get("sla", "?"), 0) + value
-    table = Table(title="SLA clocks (from the SLA monitor's /metrics)")
+    table = Table(title="SLA clocks (SLA monitor /metrics)")
     for col in ("sla", "met", "breached", "cancelled", "open now"):
         table.add_column(col, justify="right" if col != "sla" else "left")
     for name in sorted({k[0] for k in outcomes} | set(open_clocks)):

@@ -191,3 +191,32 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sla_policy_file=env.get("LEADFLOW_SLA_POLICY", ""),
         instance_id=env.get("LEADFLOW_INSTANCE_ID") or defaults.instance_id,
     )
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The LEADFLOW_* variables that make `load_settings` give back these settings: how a parent
+    (the demo, tests, the benchmark) hands its settings to a service it starts as a process."""
+    p = settings.ports
+    return {
+        "LEADFLOW_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "LEADFLOW_POSTGRES_DSN": settings.postgres_dsn.reveal(),
+        "LEADFLOW_POSTGRES_SCHEMA": settings.postgres_schema,
+        "LEADFLOW_TOPIC_PREFIX": settings.topics.prefix,
+        "LEADFLOW_TOPIC_PARTITIONS": str(settings.topic_partitions),
+        "LEADFLOW_TOPIC_REPLICATION": str(settings.topic_replication),
+        "LEADFLOW_TOPIC_MIN_INSYNC_REPLICAS": str(settings.topic_min_insync_replicas),
+        "LEADFLOW_KAFKA_PORT": str(p.kafka),
+        "LEADFLOW_KAFKA_CONTROLLER_PORT": str(p.kafka_controller),
+        "LEADFLOW_POSTGRES_PORT": str(p.postgres),
+        "LEADFLOW_PROMETHEUS_PORT": str(p.prometheus),
+        "LEADFLOW_ALERTMANAGER_PORT": str(p.alertmanager),
+        "LEADFLOW_HOME": str(settings.home),
+        "LEADFLOW_INGEST_HOST": settings.ingest_host,
+        "LEADFLOW_INGEST_PORT": str(settings.ingest_port),
+        "LEADFLOW_INGEST_API_KEYS": settings.ingest_api_keys.reveal(),
+        "LEADFLOW_INGEST_HMAC_SECRET": settings.ingest_hmac_secret.reveal(),
+        "LEADFLOW_LIFECYCLE_METRICS_PORT": str(settings.lifecycle_metrics_port),
+        "LEADFLOW_SLA_METRICS_PORT": str(settings.sla_metrics_port),
+        "LEADFLOW_SLA_POLICY": settings.sla_policy_file,
+        "LEADFLOW_INSTANCE_ID": settings.instance_id,
+    }

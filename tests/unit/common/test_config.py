@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.common.config import ConfigError, Secret, load_settings
+from services.common.config import ConfigError, Secret, load_settings, settings_env
 
 
 def test_defaults_are_the_local_stack():
@@ -46,3 +46,12 @@ def test_secrets_never_show_in_repr_or_describe():
 def test_bad_values_name_the_variable(env, names):
     with pytest.raises(ConfigError, match=names.replace("(", r"\(")):
         load_settings(env)
+
+
+def test_settings_env_round_trips_through_load_settings():
+    original = load_settings({
+        "LEADFLOW_KAFKA_PORT": "29092", "LEADFLOW_POSTGRES_SCHEMA": "t_abc", "LEADFLOW_TOPIC_PREFIX": "t-1.",
+        "LEADFLOW_TOPIC_PARTITIONS": "3", "LEADFLOW_INGEST_API_KEYS": "website:ab12", "LEADFLOW_SLA_POLICY": "/p.toml",
+        "LEADFLOW_INSTANCE_ID": "i-1", "LEADFLOW_HOME": "/tmp/lf", "LEADFLOW_SLA_METRICS_PORT": "9999",
+    })
+    assert load_settings(settings_env(original)) == original
