@@ -155,7 +155,7 @@ class IngestService:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - Kafka unreachable, or a bug: log, back off, retry
-                log.warning("inbound consumer stopped (%r); restarting in %.1fs", exc, o.kafka_retry_s)
+                log.warning("inbound consumer not running (%r); retrying in %.1fs", exc, o.kafka_retry_s)
                 self.metrics.error("kafka")
             finally:
                 if consumer is not None:
