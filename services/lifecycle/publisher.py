@@ -26,6 +26,11 @@ from services.common.kafka import make_producer
 FENCED_ERRORS = (ProducerFenced, InvalidProducerEpoch)
 
 
+def _retrieve(fut: asyncio.Future) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
 def transactional_id(input_topic: str, partition: int) -> str:
     return f"leadflow-lifecycle-{input_topic}-{partition}"
 
@@ -80,8 +85,8 @@ class PartitionPublisher:
         transaction is then aborted if the producer still can)."""
         producer = self._producer
         await producer.begin_transaction()
+        futures: list[asyncio.Future] = []
         try:
-            futures = []
             if records:
                 n = self._partitions
                 builders: dict[int, object] = {}
@@ -103,6 +108,11 @@ class PartitionPublisher:
                 await asyncio.gather(*futures)
             await producer.commit_transaction()
         except BaseException:
+            for fut in futures:   # their failure is this one; do not leave them unretrieved
+                fut.add_done_callback(_retrieve)
+            waiter = getattr(producer._txn_manager, "_transaction_waiter", None)
+            if waiter is not None:
+                waiter.add_done_callback(_retrieve)
             await self._abort_quietly()
             raise
 

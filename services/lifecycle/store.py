@@ -44,7 +44,12 @@ async def create_store_pool(settings: Settings, min_size: int = 2, max_size: int
         await conn.close()
     return await asyncpg.create_pool(
         settings.postgres_dsn.reveal(), min_size=min_size, max_size=max_size,
-        server_settings={"search_path": f'"{schema}"'},
+        server_settings={
+            "search_path": f'"{schema}"',
+            # A stalled instance (a zombie) must not hold a partition's offset row for long: its
+            # open transaction is ended and the lock freed for the partition's new owner.
+            "idle_in_transaction_session_timeout": "60000",
+        },
     )
 
 
