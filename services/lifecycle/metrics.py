@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 from services.common.metrics import ConsumerLag
 from services.lifecycle.domain import STAGES
@@ -52,6 +52,8 @@ class _BoundedLabel:
 
 class LifecycleMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
+        # Exactly the documented names: no `*_created` companion series (process-wide setting).
+        disable_created_metrics()
         self.registry = registry
         self.applied = Counter("leadflow_lifecycle_events_applied_total",
                                "Events applied to a lead (kept in its history with a version)", ["type"],

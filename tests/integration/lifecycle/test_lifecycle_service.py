@@ -6,14 +6,17 @@ import asyncio
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
+import aiohttp
 import asyncpg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from services.common.envelope import Event
 from services.lifecycle.batch import next_entry
 from services.lifecycle.domain import apply_event
 from services.lifecycle.service import LifecycleOptions, LifecycleService
 from services.lifecycle.synthetic import START, expected_transitions, lead_stream, produce_events
+from services.stack.process import free_port
 from tests.faults.lifecycle_harness import check_exactly_once, count_stored, fetch_store, read_topic, wait_for
 
 pytestmark = pytest.mark.stack
@@ -21,7 +24,7 @@ pytestmark = pytest.mark.stack
 
 @asynccontextmanager
 async def running_service(settings, **options):
-    service = LifecycleService(settings, LifecycleOptions(serve_metrics=False, **options))
+    service = LifecycleService(settings, LifecycleOptions(**{"serve_metrics": False, **options}))
     await service.start()
     task = asyncio.create_task(service.run())
     try:
@@ -153,3 +156,61 @@ async def _duplicates_at_least(settings, n: int) -> bool:
         return await conn.fetchval(f'SELECT count(*) FROM "{settings.postgres_schema}".duplicate_events') >= n
     finally:
         await conn.close()
+
+
+# docs/metrics.md, lifecycle section and the metrics of every Kafka consumer: exactly these.
+DOCUMENTED = {
+    "leadflow_lifecycle_events_applied": ("counter", {"type"}),
+    "leadflow_lifecycle_events_ignored": ("counter", {"reason"}),
+    "leadflow_lifecycle_duplicates": ("counter", set()),
+    "leadflow_lifecycle_transitions": ("counter", {"from_stage", "to_stage", "channel", "segment"}),
+    "leadflow_lifecycle_rejections": ("counter", {"reason"}),
+    "leadflow_lifecycle_batch_size": ("histogram", set()),
+    "leadflow_lifecycle_batch_duration_seconds": ("histogram", set()),
+    "leadflow_lifecycle_leads": ("gauge", {"stage"}),
+    "leadflow_consumer_lag": ("gauge", {"service", "topic", "partition"}),
+    "leadflow_consumer_records": ("counter", {"service", "topic"}),
+    "leadflow_errors": ("counter", {"service", "kind"}),
+}
+
+
+async def test_metrics_served_as_documented(settings):
+    events = lead_stream(100, seed=5, duplicate_share=0.05)
+    expected = expected_transitions(events)
+    await produce_events(settings, events)
+    port = free_port()
+    s = settings.with_changes(lifecycle_metrics_port=port)
+    async with running_service(s, serve_metrics=True, metrics_host="127.0.0.1", leads_gauge_interval_s=0.2) as service:
+        await wait_for(lambda: _stored_at_least(settings, len(expected)), 60, what="events stored")
+        await wait_for(lambda: _published_all(service), 30, what="publishing done")
+        await asyncio.sleep(0.5)   # a gauge refresh
+        service._update_lag()
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                assert resp.status == 200
+                text = await resp.text()
+    families = {f.name: f for f in text_string_to_metric_families(text) if f.name.startswith("leadflow_")}
+    assert set(families) == set(DOCUMENTED)
+    for name, (kind, labels) in DOCUMENTED.items():
+        family = families[name]
+        assert family.type == kind, name
+        for sample in family.samples:
+            assert set(sample.labels) - {"le"} == labels, (name, sample.labels)
+
+    def value(name, **labels):
+        return sum(s.value for s in families[name].samples
+                   if s.name == name + ("_total" if families[name].type == "counter" else "")
+                   and all(s.labels.get(k) == v for k, v in labels.items()))
+
+    assert value("leadflow_lifecycle_events_applied") == len(expected)
+    assert value("leadflow_lifecycle_duplicates") == len(events) - len(expected)
+    assert value("leadflow_consumer_records", service="lifecycle", topic=settings.topics.events) == len(events)
+    stages = {}
+    for t in expected:
+        stages[t.lead_id] = t.to_stage
+    assert {st: value("leadflow_lifecycle_leads", stage=st) for st in set(stages.values())} == {
+        st: sum(1 for v in stages.values() if v == st) for st in set(stages.values())}
+    assert value("leadflow_lifecycle_leads", stage="disqualified") == 0     # every stage has a series
+    lag = [s for s in families["leadflow_consumer_lag"].samples]
+    assert len(lag) == settings.topic_partitions and all(s.value == 0 for s in lag)
+    assert all(s.labels["service"] == "lifecycle" for s in lag)
