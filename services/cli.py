@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "rebuild": ("services.lifecycle.commands", "rebuild", "Recompute the leads projection from the stored events; report (or --fix) differences."),
     "sla-monitor": ("services.sla_monitor.app", "command", "Run the SLA monitor: leadflow.lifecycle to SLA clocks, leadflow.sla and metrics."),
     "backtest": ("services.backtest", "backtest", "Replay the stored history under the current and a proposed SLA policy; compare."),
+    "bench": ("services.bench.command", "bench", "Benchmark the core, the services and their peers (Kafka, Faust) in one run."),
 }
 
 

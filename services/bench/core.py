@@ -1,0 +1,162 @@
+"""Part 1: the lifecycle core alone, no I/O, one process: decode the leadflow.events records, apply
+each event to its lead (`apply_event` with event_id dedup), encode the leadflow.lifecycle record.
+
+Three ways of doing the same work, which must give the same bytes:
+- `service`: what services/lifecycle runs per event (wire.EnvelopeDecoder, event_from_avro,
+  the domain, wire.LifecycleEncoder). This is the headline `core_events_per_s`.
+- `codec`: the general-purpose path (AvroCodec/fastavro both ways), what replay or a Faust user
+  with the codec would write.
+- `batch`: the benchmark's prototype of the proposed optimisations (services/bench/fastcore.py).
+
+Rates are events per second of CPU time of this one process (`time.process_time`), the best of a
+few repeats: on a shared machine, wall time also counts the time other programs held the core.
+The wall-clock rate is reported beside it.
+"""
+from __future__ import annotations
+
+import cProfile
+import gc
+import io
+import pstats
+import time
+from typing import Any, Callable, Sequence
+
+from services.bench.fastcore import BatchCore
+from services.common.avro_codec import AvroCodec, event_from_avro
+from services.lifecycle.batch import lifecycle_record
+from services.lifecycle.domain import LeadLog
+
+
+def service_codec(in_codec: AvroCodec, out_codec: AvroCodec) -> tuple[str, Callable, Callable]:
+    """(name, decode(message) -> envelope, encode(transition, envelope, message) -> bytes) as the
+    lifecycle service in this tree does it: its wire fast paths when it has them
+    (services/lifecycle/wire.py), else the Avro codec both ways."""
+    try:
+        from services.lifecycle.wire import EnvelopeDecoder, LifecycleEncoder
+    except ImportError:
+        encode_record = out_codec.encode
+
+        def encode(t, envelope, _message):
+            return encode_record(lifecycle_record(t, envelope))
+
+        return "codec", in_codec.decode, encode
+    return "wire", EnvelopeDecoder(in_codec).decode, LifecycleEncoder(out_codec, in_codec).encode
+
+
+def make_variants(in_codec: AvroCodec, out_codec: AvroCodec) -> dict[str, Callable[[Sequence[bytes]], list[bytes]]]:
+    def service(messages: Sequence[bytes]) -> list[bytes]:
+        log = LeadLog()
+        _name, decode, encode = service_codec(in_codec, out_codec)
+        apply = log.apply
+        out = []
+        append = out.append
+        for message in messages:
+            envelope = decode(message)
+            t = apply(event_from_avro(envelope))
+            if t.version is not None:
+                append(encode(t, envelope, message))
+        return out
+
+    def codec(messages: Sequence[bytes]) -> list[bytes]:
+        log = LeadLog()
+        decode, encode, apply = in_codec.decode, out_codec.encode, log.apply
+        out = []
+        append = out.append
+        for message in messages:
+            envelope = decode(message)
+            t = apply(event_from_avro(envelope))
+            if t.version is not None:
+                append(encode(lifecycle_record(t, envelope)))
+        return out
+
+    def batch(messages: Sequence[bytes]) -> list[bytes]:
+        return BatchCore(in_codec, out_codec).run(messages)
+
+    return {"service": service, "codec": codec, "batch": batch}
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
+    gc.collect()
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    result = fn()
+    return time.process_time() - cpu0, time.perf_counter() - wall0, result
+
+
+def stage_breakdown(messages: Sequence[bytes], in_codec: AvroCodec, out_codec: AvroCodec) -> dict[str, float]:
+    """CPU microseconds per event of each step of the service path, timed one step at a time."""
+    n = len(messages)
+    _name, decode, encode = service_codec(in_codec, out_codec)
+    cpu, _w, envelopes = _timed(lambda: [decode(m) for m in messages])
+    out = {"decode_avro": cpu}
+    cpu, _w, events = _timed(lambda: [event_from_avro(e) for e in envelopes])
+    out["event_from_avro"] = cpu
+    log = LeadLog()
+    cpu, _w, transitions = _timed(lambda: [log.apply(e) for e in events])
+    out["apply_event_with_dedup"] = cpu
+    cpu, _w, _ = _timed(lambda: [encode(t, e, m) for t, e, m in zip(transitions, envelopes, messages)
+                                 if t.version is not None])
+    out["encode_lifecycle_record"] = cpu
+    codec_decode = in_codec.decode
+    cpu, _w, _ = _timed(lambda: [codec_decode(m) for m in messages])
+    out["fastavro_decode (codec path)"] = cpu
+    codec_encode = out_codec.encode
+    cpu, _w, _ = _timed(lambda: [codec_encode(lifecycle_record(t, e)) for t, e in zip(transitions, envelopes)
+                                 if t.version is not None])
+    out["fastavro_encode (codec path)"] = cpu
+    return {k: round(v / n * 1e6, 3) for k, v in out.items()}
+
+
+def profile(fn: Callable[[], Any], top: int = 12) -> list[dict[str, Any]]:
+    """cProfile of one run: the functions with the most own time, as shares of the total."""
+    prof = cProfile.Profile()
+    prof.enable()
+    fn()
+    prof.disable()
+    stats = pstats.Stats(prof, stream=io.StringIO())
+    total = stats.total_tt or 1.0
+    rows = []
+    for (filename, line, name), (_cc, ncalls, tottime, cumtime, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        short = filename.split("/services/", 1)[-1] if "/services/" in filename else filename.rsplit("/", 1)[-1]
+        rows.append({"function": f"{short}:{line}({name})", "calls": ncalls,
+                     "own_share": round(tottime / total, 3), "cumulative_share": round(cumtime / total, 3)})
+    rows.sort(key=lambda r: r["own_share"], reverse=True)
+    return rows[:top]
+
+
+def measure_core(messages: Sequence[bytes], repeats: int = 3, with_profile: bool = True) -> dict[str, Any]:
+    """Run every variant `repeats` times over `messages`; check they agree byte for byte."""
+    in_codec, out_codec = AvroCodec("event_envelope"), AvroCodec("lifecycle_record")
+    variants = make_variants(in_codec, out_codec)
+    n = len(messages)
+    results: dict[str, dict[str, Any]] = {}
+    outputs: dict[str, list[bytes]] = {}
+    for name, fn in variants.items():
+        best_cpu = best_wall = float("inf")
+        for _ in range(repeats):
+            cpu, wall, out = _timed(lambda: fn(messages))
+            best_cpu, best_wall = min(best_cpu, cpu), min(best_wall, wall)
+            outputs[name] = out
+        results[name] = {
+            "events_per_cpu_s": round(n / best_cpu, 1) if best_cpu > 0 else None,
+            "events_per_wall_s": round(n / best_wall, 1) if best_wall > 0 else None,
+            "us_per_event_cpu": round(best_cpu / n * 1e6, 3),
+        }
+    reference = outputs["service"]
+    identical = {name: out == reference for name, out in outputs.items()}
+    doc: dict[str, Any] = {
+        "service_path": service_codec(in_codec, out_codec)[0],
+        "events": n,
+        "records_out": len(reference),
+        "repeats": repeats,
+        "variants": results,
+        "identical_output": identical,
+        "stage_us_per_event": stage_breakdown(messages, in_codec, out_codec),
+    }
+    base = results["service"]["events_per_cpu_s"]
+    if base:
+        doc["speedup_vs_service"] = {name: round(r["events_per_cpu_s"] / base, 3) for name, r in results.items()
+                                     if r["events_per_cpu_s"]}
+    if with_profile:
+        doc["profile_service"] = profile(lambda: variants["service"](messages))
+        doc["profile_batch"] = profile(lambda: variants["batch"](messages))
+    return doc
