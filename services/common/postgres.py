@@ -61,9 +61,11 @@ async def create_pool(settings: Settings, min_size: int = 1, max_size: int = 8) 
         await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     finally:
         await conn.close()
+    # search_path as a server setting of the connection: a pool runs RESET ALL when a connection
+    # comes back, which would undo a SET issued by an init hook.
     return await asyncpg.create_pool(
         settings.postgres_dsn.reveal(), min_size=min_size, max_size=max_size,
-        init=lambda c: _init_connection(c, schema),
+        server_settings={"search_path": f'"{schema}"'},
     )
 
 

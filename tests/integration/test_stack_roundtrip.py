@@ -88,3 +88,13 @@ async def test_migration_gap_is_refused(tmp_path: Path, settings):
             await migrate(conn, "gap", tmp_path)
     finally:
         await conn.close()
+
+
+async def test_pool_keeps_the_schema_after_connections_are_reused(settings):
+    pool = await create_pool(settings, min_size=1, max_size=1)
+    try:
+        for _ in range(3):
+            async with pool.acquire() as conn:
+                assert await conn.fetchval("SELECT current_schema()") == settings.postgres_schema
+    finally:
+        await pool.close()
