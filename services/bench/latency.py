@@ -104,6 +104,9 @@ class Pipeline:
         self.sla_kinds: dict[str, int] = {}
         self.rss: dict[str, list[float]] = {name: [] for name in self.ports}
         self.sla_codec = AvroCodec("sla_outcome")
+        self.events_at: dict[str, float] = {}               # event_id -> arrival on leadflow.events
+        self.accepted_at: dict[str, float] = {}             # event_id -> the 202 of its request
+        self.events_obs = Observer(s, s.topics.events, on_record=self._on_event)
         self.lifecycle_obs = Observer(s, s.topics.lifecycle, on_record=self._on_lifecycle)
         self.sla_obs = Observer(s, s.topics.sla, on_record=self._on_sla)
 
@@ -125,6 +128,15 @@ class Pipeline:
         if event_id in self.sent and event_id not in self.lifecycle_at:
             self.lifecycle_at[event_id] = now
             self.lifecycle_broker_ms[event_id] = record.timestamp
+
+    def _on_event(self, record, now: float) -> None:
+        # event_envelope starts with event_id
+        v = record.value
+        if len(v) < 12 or v[10] & 0x80:
+            return
+        event_id = v[11:11 + (v[10] >> 1)].decode("utf-8", "replace")
+        if event_id in self.sent and event_id not in self.events_at:
+            self.events_at[event_id] = now
 
     def _on_sla(self, record, now: float) -> None:
         try:
@@ -157,8 +169,8 @@ class Pipeline:
             if time.monotonic() > deadline:
                 raise PartSkipped(f"the services did not answer within {timeout_s:.0f}s")
             await asyncio.sleep(0.3)
-        await self.lifecycle_obs.start()
-        await self.sla_obs.start()
+        for obs in (self.events_obs, self.lifecycle_obs, self.sla_obs):
+            await obs.start()
 
     async def _ready(self) -> bool:
         try:
@@ -203,7 +215,7 @@ class Pipeline:
                 self.rss[name].append(mb)
 
     async def stop(self) -> None:
-        for obs in (self.lifecycle_obs, self.sla_obs):
+        for obs in (self.events_obs, self.lifecycle_obs, self.sla_obs):
             try:
                 await obs.stop()
             except Exception:  # noqa: BLE001
@@ -236,6 +248,10 @@ async def run_rung(p: Pipeline, session: aiohttp.ClientSession, events: list[dic
                 statuses[resp.status] = statuses.get(resp.status, 0) + 1
                 if resp.status != 202:
                     errors.append(f"{resp.status}: {(await resp.text())[:200]}")
+                else:
+                    done = time.time()
+                    for e in batch:
+                        p.accepted_at[e["event_id"]] = done
         except aiohttp.ClientError as exc:
             errors.append(repr(exc))
         finally:
@@ -289,6 +305,13 @@ def _rung_figures(p: Pipeline, client: dict[str, Any], drain_s: float) -> dict[s
     broker = [p.lifecycle_broker_ms[i] / 1000 - p.sent[i] for i in ids if i in p.lifecycle_broker_ms]
     sla = [p.sla_at[i] - p.sent[i] for i in ids if i in p.sla_at]
     out = dict(client)
+    # Where the time goes: the 202, the record on leadflow.events, then the lifecycle record.
+    out["breakdown"] = {
+        "http_202": latency_summary([p.accepted_at[i] - p.sent[i] for i in ids if i in p.accepted_at]),
+        "on_events_topic": latency_summary([p.events_at[i] - p.sent[i] for i in ids if i in p.events_at]),
+        "events_topic_to_lifecycle_record": latency_summary(
+            [p.lifecycle_at[i] - p.events_at[i] for i in ids if i in p.lifecycle_at and i in p.events_at]),
+    }
     out["lifecycle"] = latency_summary(lifecycle)
     out["lifecycle_broker_append"] = latency_summary(broker)
     out["sla"] = latency_summary(sla)
@@ -324,7 +347,7 @@ async def latency_part(options, stack: BenchStack, result: Result, log) -> None:
     pollers: list[asyncio.Task] = []
     try:
         await p.start()
-        pollers = [asyncio.create_task(_poll_forever(p.lifecycle_obs)), asyncio.create_task(_poll_forever(p.sla_obs))]
+        pollers = [asyncio.create_task(_poll_forever(obs)) for obs in (p.events_obs, p.lifecycle_obs, p.sla_obs)]
         connector = aiohttp.TCPConnector(limit=64)
         async with aiohttp.ClientSession(connector=connector) as session:
             # Warm-up: every consumer has joined and every producer is connected before timing.
@@ -372,6 +395,7 @@ async def latency_part(options, stack: BenchStack, result: Result, log) -> None:
             else:
                 result.set_rss(name, None, f"{name}: no memory sample")
         doc["rss_mb_at_end"] = {n: round(v[-1], 1) if v else None for n, v in p.rss.items()}
+        doc["rss_mb_peak"] = {n: round(max(v), 1) if v else None for n, v in p.rss.items()}
         if chosen is None:
             reason = "no rate of the ladder was sustained (see parts.latency.rungs)"
             for key in ("latency_rate_per_s", "lifecycle_p50_ms", "lifecycle_p99_ms", "sla_p50_ms", "sla_p99_ms"):
@@ -386,6 +410,11 @@ async def latency_part(options, stack: BenchStack, result: Result, log) -> None:
         for task in pollers:
             task.cancel()
         await p.stop()
+        from services.bench.parts import service_phases
+
+        phases = service_phases(stack.home / "logs" / "latency-lifecycle.log")
+        if phases:
+            doc["lifecycle_seconds_per_step"] = phases
 
 
 async def _sample(p: Pipeline) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -150,7 +151,34 @@ async def lifecycle_part(stack: BenchStack, ds: Dataset, partitions: int, timeou
 
     figures = await _run_to_output(s, start, expected, timeout_s, stack.home / "logs", "lifecycle service")
     figures["store"] = await _count_rows(s, "lead_events", "leads")
+    phases = service_phases(stack.home / "logs" / "lifecycle.log")
+    if phases:
+        figures["service_seconds_per_step"] = phases
     return figures
+
+
+_PHASES = re.compile(r"(\d+) events stored in (\d+) rounds; seconds per step: (.*)$")
+
+
+def service_phases(log_file: Path) -> dict[str, float] | None:
+    """The lifecycle service's own account of where its time went, from the line it logs when it
+    stops (`... N events stored in R rounds; seconds per step: decode 0.77, fetch 0.47, ...`)."""
+    try:
+        lines = log_file.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        match = _PHASES.search(line)
+        if match:
+            out: dict[str, float] = {"events": float(match.group(1)), "rounds": float(match.group(2))}
+            for item in match.group(3).split(","):
+                name, _, value = item.strip().rpartition(" ")
+                try:
+                    out[name] = float(value)
+                except ValueError:
+                    continue
+            return out
+    return None
 
 
 async def _count_rows(s: Settings, *tables: str) -> dict[str, int | None]:

@@ -196,3 +196,14 @@ def test_validate_document_finds_wrong_shapes():
     assert "missing key sla_p99_ms" in problems
     assert "machine has no cpu_model" in problems
     assert "machine has no kafka_version" in problems
+
+
+def test_lifecycle_phases_are_read_from_its_stop_line(tmp_path):
+    from services.bench.parts import service_phases
+
+    log = tmp_path / "lifecycle.log"
+    log.write_text("2026 INFO started\n2026-11-27 21:14:03,473 INFO leadflow.lifecycle: lifecycle service stopped: "
+                   "50000 events stored in 11 rounds; seconds per step: decode 0.77, fetch 0.47, publish_wait 0.00\n")
+    assert service_phases(log) == {"events": 50000.0, "rounds": 11.0, "decode": 0.77, "fetch": 0.47,
+                                   "publish_wait": 0.0}
+    assert service_phases(tmp_path / "missing.log") is None
