@@ -339,8 +339,7 @@ class LifecycleService:
             part.ready = True
             return True
         except Exception as exc:  # noqa: BLE001 - any failure: stay paused, retry later
-            fenced = isinstance(exc, FENCED_ERRORS) or (part.publisher is not None and not part.publisher.usable)
-            if fenced:
+            if isinstance(exc, FENCED_ERRORS):
                 # A newer producer owns this partition: another instance took it. Stop touching it;
                 # the rebalance that must follow revokes it (or we re-claim it after a long pause).
                 log.warning("partition %d: fenced by another instance (%r); pausing it", tp.partition, exc)
@@ -530,7 +529,7 @@ class LifecycleService:
             await asyncio.wait_for(part.publisher.publish(outputs, next_offset), self.options.kafka_timeout_s)
             part.published = next_offset
         except Exception as exc:  # noqa: BLE001 - stored but not published: recovery re-publishes it
-            fenced = isinstance(exc, FENCED_ERRORS) or not part.publisher.usable
+            fenced = isinstance(exc, FENCED_ERRORS)
             log.warning("partition %d: publishing failed (%r)%s", part.tp.partition, exc,
                         "; fenced" if fenced else "")
             self.metrics.error("publish")

@@ -115,10 +115,12 @@ async def test_sigkill_at_random_points(settings, tmp_path):
         total = len(expected)
         thresholds = sorted(rng.sample(range(total // 20, total * 9 // 10), 4))
         early = rng.randrange(len(thresholds))
-        kills = []
+        kills: list[int] = []
         for i, threshold in enumerate(thresholds):
-            await wait_for(lambda: _stored_at_least(settings, threshold), 180, interval=0.05,
-                           what=f"{threshold} events stored (kill {i + 1})")
+            # mid-stream: past the threshold, and the restarted service storing again
+            target = max(threshold, (kills[-1] if kills else 0) + rng.randint(1, 3000))
+            await wait_for(lambda: _stored_at_least(settings, target), 180, interval=0.05,
+                           what=f"{target} events stored (kill {i + 1})")
             await asyncio.sleep(rng.uniform(0, 0.3))
             kills.append(await count_stored(settings))
             service.kill()
