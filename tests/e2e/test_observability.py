@@ -28,43 +28,14 @@ from services.stack.monitoring_nodes import AlertmanagerNode, PrometheusNode
 from services.stack.process import free_port
 from services.stack.service_processes import ServiceProcesses
 from tests.conftest import make_test_settings
+from tests.integration.sla.sla_harness import SHORT_POLICY
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 TEAM = "sales-emea"
 BREACH_DUE = "20s"
 
-POLICY = f"""
-description = "e2e: speed_to_lead due in {BREACH_DUE}, always business time"
-
-[calendars.always]
-timezone = "UTC"
-working_days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-opens = "00:00"
-closes = "24:00"
-
-[slas.speed_to_lead]
-due = "{BREACH_DUE}"
-business_time = true
-calendar = "always"
-scope = {{ channel = ["website"] }}
-
-[slas.sales_acceptance]
-business_days = 2
-
-[slas.contact_attempts]
-required_attempts = 6
-
-[slas.closed_loop_feedback]
-due = "90d"
-business_time = false
-
-[slas.marketing_weekly_volume]
-target = 50
-
-[slas.rep_monthly_volume]
-target = 150
-"""
+POLICY = SHORT_POLICY.format(due=BREACH_DUE)  # speed_to_lead due soon, on a 24/7 calendar
 
 
 class WebhookReceiver:
