@@ -214,3 +214,40 @@ async def test_metrics_served_as_documented(settings):
     lag = [s for s in families["leadflow_consumer_lag"].samples]
     assert len(lag) == settings.topic_partitions and all(s.value == 0 for s in lag)
     assert all(s.labels["service"] == "lifecycle" for s in lag)
+
+
+async def test_unreadable_records_are_kept_and_the_pipeline_goes_on(settings):
+    from services.common.kafka import make_producer
+
+    good = [
+        _event("u-1", "LU-1", "lead.created", 0, {"channel": "website"}),
+        _event("u-2", "LU-1", "lead.marketing_qualified", 1, {"fit": "good"}),
+    ]
+    nul = _event("u-3", "LU\x00-1", "lead.created", 2, {})
+    await produce_events(settings, good[:1])
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        await producer.send_and_wait(settings.topics.events, b"not avro at all", key=b"LU-1", partition=0)
+        await producer.send_and_wait(settings.topics.events, None, key=b"LU-1", partition=0)   # a tombstone
+    finally:
+        await producer.stop()
+    await produce_events(settings, [nul])
+    await produce_events(settings, good[1:])
+    async with running_service(settings) as service:
+        await wait_for(lambda: _stored_at_least(settings, 2), 60, what="the readable events stored")
+        await wait_for(lambda: _published_all(service), 30, what="publishing done")
+    conn = await asyncpg.connect(settings.postgres_dsn.reveal())
+    try:
+        rows = await conn.fetch(f'SELECT kafka_partition, record_key, record_value, error FROM '
+                                f'"{settings.postgres_schema}".unreadable_records ORDER BY kafka_partition, kafka_offset')
+        stored = await conn.fetch(f'SELECT event_id FROM "{settings.postgres_schema}".lead_events ORDER BY event_id')
+    finally:
+        await conn.close()
+    assert [r["event_id"] for r in stored] == ["u-1", "u-2"]
+    assert len(rows) == 3
+    assert {r["record_value"] for r in rows if r["error"].startswith("decode:")} >= {b"not avro at all"}
+    assert any("NUL" in r["error"] for r in rows)
+    assert all(r["error"] for r in rows)
+    topic = await read_topic(settings, settings.topics.lifecycle)
+    assert sorted(rec["event_id"] for _, _, _, rec in topic) == ["u-1", "u-2"]
