@@ -210,7 +210,14 @@ class LifecycleService:
                 await asyncio.sleep(0.5)
                 continue
             async with self._lock:
-                await self._process(batches)
+                try:
+                    await self._process(batches)
+                except Exception as exc:  # noqa: BLE001 - e.g. Postgres gone while planning
+                    log.warning("a round failed (%r); recovering the partitions from the store", exc)
+                    self.metrics.error("postgres" if isinstance(exc, (asyncpg.PostgresError, OSError)) else "internal")
+                    await self._finish_pending()
+                    self._mark_for_recovery(list(self._parts.values()))
+                    await asyncio.sleep(o.retry_backoff_s)
             self._update_lag()
         async with self._lock:
             await self._finish_pending()

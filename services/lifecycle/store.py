@@ -23,6 +23,7 @@ from services.lifecycle.domain import LeadState
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 COMPONENT = "lifecycle"
+APPLICATION_NAME = "leadflow-lifecycle"   # how the service's connections show in pg_stat_activity
 
 
 async def migrate_store(conn: asyncpg.Connection) -> list[str]:
@@ -46,6 +47,7 @@ async def create_store_pool(settings: Settings, min_size: int = 2, max_size: int
         settings.postgres_dsn.reveal(), min_size=min_size, max_size=max_size,
         server_settings={
             "search_path": f'"{schema}"',
+            "application_name": APPLICATION_NAME,
             # A stalled instance (a zombie) must not hold a partition's offset row for long: its
             # open transaction is ended and the lock freed for the partition's new owner.
             "idle_in_transaction_session_timeout": "60000",

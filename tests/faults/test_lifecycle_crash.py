@@ -234,3 +234,45 @@ async def test_zombie_instance_after_sigstop(settings, tmp_path):
     print(f"A frozen at {frozen} stored; {result}; {_log_counts(a, b)}; "
           f"A saw itself fenced: {zombie.count('fenced')}, offsets moved under it: {zombie.count('moved under')}; "
           f"{time.monotonic() - started:.1f}s")
+
+
+async def test_postgres_connections_killed_midstream(settings, tmp_path):
+    """The service's Postgres connections are terminated at random points (a write may die
+    before, during or after its COMMIT, so its outcome is unknown to the service): it recovers
+    from what the store says, and the store and the topic stay exactly once."""
+    seed = _seed()
+    rng = random.Random(seed)
+    print(f"\nLEADFLOW_CRASH_SEED={seed}")
+    events = lead_stream(3_000, seed=seed % 1000 + 21)
+    expected = expected_transitions(events)
+    started = time.monotonic()
+    service = ServiceProcess(settings, "pgkill", tmp_path)
+    service.start()
+    producer = asyncio.create_task(_produce_streaming(settings, events, chunks=6, pause=0.3))
+    terminated = 0
+    try:
+        total = len(expected)
+        for threshold in sorted(rng.sample(range(total // 10, total * 9 // 10), 3)):
+            await wait_for(lambda: _stored_at_least(settings, threshold), 180, interval=0.02, what="progress")
+            conn = await asyncpg.connect(settings.postgres_dsn.reveal())
+            try:
+                terminated += await conn.fetchval(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+                    "leadflow-lifecycle")
+            finally:
+                await conn.close()
+        await producer
+        await wait_for(lambda: _stored_at_least(settings, total), 240, interval=0.25, what="all events stored")
+        await asyncio.sleep(1.0)
+        assert service.terminate() == 0, service.log_tail()
+        result = await _verify(settings, events, expected)
+    except BaseException:
+        print(service.log_tail(80))
+        raise
+    finally:
+        producer.cancel()
+        service.kill()
+    log_text = service.log_path.read_text(errors="replace")
+    assert service.starts == 1 and terminated > 0
+    print(f"{terminated} connections terminated; {result}; rounds failed: {log_text.count('recovering')}; "
+          f"{time.monotonic() - started:.1f}s")
