@@ -11,6 +11,8 @@ import logging
 import signal
 import sys
 
+import asyncpg
+from aiokafka.errors import KafkaConnectionError
 from prometheus_client import CollectorRegistry
 
 from services.common.config import ConfigError, Settings, load_settings
@@ -45,5 +47,12 @@ def main() -> int:
     except (ConfigError, ValueError) as exc:
         print(f"leadflow lifecycle: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(run_service(settings, options))
+    try:
+        asyncio.run(run_service(settings, options))
+    except (OSError, asyncio.TimeoutError, KafkaConnectionError, asyncpg.PostgresError) as exc:
+        # Nothing reachable at start-up: say which, without a traceback.
+        print(f"leadflow lifecycle: cannot start: {type(exc).__name__}: {exc} "
+              f"(Kafka {settings.kafka_bootstrap}, PostgreSQL schema {settings.postgres_schema}; is the stack up?)",
+              file=sys.stderr)
+        return 1
     return 0
