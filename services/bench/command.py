@@ -12,14 +12,15 @@ from rich.console import Console
 from services.bench.runner import ALL_PARTS, Options, run
 from services.stack.process import StackError
 
-QUICK_EVENTS = 50_000
+QUICK_EVENTS = 30_000
+QUICK_DEADLINE_S = 165.0
 FULL_EVENTS = 200_000
 
 
 @click.command("bench")
 @click.option("--events", "events", type=click.IntRange(min=1000), default=None,
               help=f"Events per Kafka part (default {QUICK_EVENTS:,} with --quick, else {FULL_EVENTS:,}); "
-                   "the Faust peer gets at most 20,000 (quick) or 60,000.")
+                   "the Faust peer gets at most 10,000 (quick) or 60,000.")
 @click.option("--quick", is_flag=True, help="A short run (under 3 minutes): fewer events, shorter latency run.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the numbers to this file as JSON.")
@@ -28,7 +29,10 @@ FULL_EVENTS = 200_000
 @click.option("--partitions", type=click.IntRange(1, 64), default=6, show_default=True,
               help="Partitions of every topic the bench creates.")
 @click.option("--seed", type=int, default=7, show_default=True, help="Seed of the traffic generator.")
-def bench(events: int | None, quick: bool, json_path: Path | None, parts: str, partitions: int, seed: int) -> None:
+@click.option("--instances", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="Lifecycle service processes sharing the partitions in part 4.")
+def bench(events: int | None, quick: bool, json_path: Path | None, parts: str, partitions: int, seed: int,
+          instances: int) -> None:
     """Benchmark leadflow against its peers: core, passthrough, Faust, lifecycle, SLA monitor, latency."""
     chosen = tuple(p.strip() for p in parts.split(",") if p.strip())
     unknown = [p for p in chosen if p not in ALL_PARTS]
@@ -41,7 +45,8 @@ def bench(events: int | None, quick: bool, json_path: Path | None, parts: str, p
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     console = Console(stderr=True)
     options = Options(events=events or (QUICK_EVENTS if quick else FULL_EVENTS), quick=quick, parts=chosen,
-                      partitions=partitions, seed=seed)
+                      partitions=partitions, seed=seed, deadline_s=QUICK_DEADLINE_S if quick else None,
+                      instances=instances)
     try:
         result = run(options, log=lambda msg: console.print(f"[dim]{msg}[/dim]"))
     except StackError as exc:

@@ -321,14 +321,14 @@ def _rung_figures(p: Pipeline, client: dict[str, Any], drain_s: float) -> dict[s
     return out
 
 
-async def latency_part(options, stack: BenchStack, result: Result, log) -> None:
+async def latency_part(options, stack: BenchStack, result: Result, log, started: float | None = None) -> None:
     for module in ("services.ingest", "services.lifecycle", "services.sla_monitor"):
         reason = module_present(module)
         if reason:
             raise PartSkipped(reason)
     cfg = {
         "rates": [5000, 2500, 1000, 500, 250],
-        "duration_s": 8.0 if options.quick else 30.0,
+        "duration_s": 6.0 if options.quick else 30.0,
         "seed_leads": 100_000 if options.quick else 1_000_000,
         "drain_s": 20.0,
         "sla_drain_s": 60.0 if options.quick else 180.0,
@@ -359,6 +359,12 @@ async def latency_part(options, stack: BenchStack, result: Result, log) -> None:
             await p.sla_settled(60)
             chosen = None
             for rate in cfg["rates"]:
+                if options.deadline_s and started is not None and \
+                        time.monotonic() - started + cfg["duration_s"] + 15 > options.deadline_s:
+                    doc["stopped"] = (f"the ladder stopped before {rate:,}/s: the run's time budget of "
+                                      f"{options.deadline_s:.0f}s (--quick) would be exceeded")
+                    log(f"  {doc['stopped']}")
+                    break
                 n = int(rate * cfg["duration_s"])
                 batch = events[cursor:cursor + n]
                 cursor += n
@@ -398,6 +404,8 @@ async def latency_part(options, stack: BenchStack, result: Result, log) -> None:
         doc["rss_mb_peak"] = {n: round(max(v), 1) if v else None for n, v in p.rss.items()}
         if chosen is None:
             reason = "no rate of the ladder was sustained (see parts.latency.rungs)"
+            if doc.get("stopped"):
+                reason += "; " + doc["stopped"]
             for key in ("latency_rate_per_s", "lifecycle_p50_ms", "lifecycle_p99_ms", "sla_p50_ms", "sla_p99_ms"):
                 result.skip(key, reason)
             return

@@ -21,7 +21,7 @@ import asyncpg
 from services.bench.dataset import Dataset, lifecycle_records
 from services.bench.environment import BenchStack, part_settings, prepare_part, service_env
 from services.bench.kafkaio import Observer, create_log_append_topic, produce_records
-from services.bench.procs import Proc, read_report, wait_report
+from services.bench.procs import Proc, ProcGroup, read_report, wait_report
 from services.bench.stats import rate, window_rate
 from services.common.config import Settings
 from services.stack.process import free_port
@@ -66,11 +66,12 @@ async def _prepare_with_output(s: Settings, schema: bool) -> None:
 
 async def _run_to_output(settings: Settings, proc_factory, expected: int, timeout_s: float, log_dir: Path,
                          name: str) -> dict[str, Any]:
+    # proc_factory() -> a Proc or a ProcGroup
     """Start the process under test with its input preloaded, observe its output until `expected`
     records arrived, then stop it. Returns the figures; raises PartSkipped when it fell short."""
     observer = Observer(settings, settings.topics.lifecycle)
     await observer.start()
-    proc: Proc | None = None
+    proc: Proc | ProcGroup | None = None
     try:
         started = time.time()
         proc = proc_factory()
@@ -136,7 +137,9 @@ async def faust_peer_part(stack: BenchStack, ds: Dataset, partitions: int, timeo
     return figures
 
 
-async def lifecycle_part(stack: BenchStack, ds: Dataset, partitions: int, timeout_s: float) -> dict[str, Any]:
+async def lifecycle_part(stack: BenchStack, ds: Dataset, partitions: int, timeout_s: float,
+                         instances: int = 1) -> dict[str, Any]:
+    """The lifecycle service end to end; `instances` processes share the partitions (one group)."""
     reason = module_present("services.lifecycle")
     if reason:
         raise PartSkipped(reason)
@@ -144,13 +147,20 @@ async def lifecycle_part(stack: BenchStack, ds: Dataset, partitions: int, timeou
     await _prepare_with_output(s, schema=True)
     await produce_records(s, s.topics.events, ds.messages)
     expected = len(lifecycle_records(ds))
-    port = free_port()
 
-    def start() -> Proc:
-        return Proc.module("lifecycle", "services.lifecycle", [], service_env(s, lifecycle=port), stack.home / "logs")
+    def start() -> ProcGroup:
+        procs = []
+        for i in range(instances):
+            env = service_env(s, lifecycle=free_port())
+            env["LEADFLOW_INSTANCE_ID"] = f"{s.instance_id}-{i}"
+            procs.append(Proc.module("lifecycle" if i == 0 else f"lifecycle-{i}", "services.lifecycle", [], env,
+                                     stack.home / "logs"))
+        return ProcGroup(procs)
 
     figures = await _run_to_output(s, start, expected, timeout_s, stack.home / "logs", "lifecycle service")
     figures["store"] = await _count_rows(s, "lead_events", "leads")
+    figures["instances"] = instances
+    figures["partitions"] = partitions
     phases = service_phases(stack.home / "logs" / "lifecycle.log")
     if phases:
         figures["service_seconds_per_step"] = phases
@@ -195,19 +205,21 @@ async def _count_rows(s: Settings, *tables: str) -> dict[str, int | None]:
         await conn.close()
 
 
-async def faust_floor_part(stack: BenchStack, ds: Dataset, partitions: int, timeout_s: float) -> dict[str, Any]:
-    """The do-nothing agent twice on the lifecycle records: consuming in take_events batches as the
-    SLA monitor does (the headline floor, the framework under the SLA monitor), and per event."""
+async def faust_floor_part(stack: BenchStack, ds: Dataset, partitions: int, timeout_s: float,
+                           per_event: bool = True) -> dict[str, Any]:
+    """The do-nothing agent on the lifecycle records: consuming in take_events batches as the SLA
+    monitor does (the headline floor, the framework under the SLA monitor), and (unless
+    `per_event` is False) once more iterating the stream per event."""
     records = lifecycle_records(ds)
     styles: dict[str, Any] = {}
-    for style in ("take", "iterate"):
+    for style in ("take", "iterate") if per_event else ("take",):
         s = part_settings(stack, f"floor{style}", partitions)
         await prepare_part(s, schema=False)
         await produce_records(s, s.topics.lifecycle, records)
         styles[style] = await _floor_run(stack, s, len(records), style, timeout_s)
     figures = dict(styles["take"])
     figures["style"] = "stream.take_events(1000, within=0.2), nothing done with the batch (as the SLA monitor consumes)"
-    figures["per_event_agent"] = styles["iterate"]
+    figures["per_event_agent"] = styles.get("iterate", "not run (--quick)")
     return figures
 
 

@@ -94,6 +94,36 @@ class Proc:
             proc.stop(timeout=10)
 
 
+class ProcGroup:
+    """Several instances of one service (a consumer group sharing the partitions), watched as one:
+    memory and CPU summed, alive while any is."""
+
+    def __init__(self, procs: list[Proc]) -> None:
+        self.procs = procs
+
+    @property
+    def log_file(self) -> Path:
+        return self.procs[0].log_file
+
+    def alive(self) -> bool:
+        return any(p.alive() for p in self.procs)
+
+    def rss_mb(self) -> float | None:
+        values = [p.rss_mb() for p in self.procs]
+        return sum(v for v in values if v is not None) if any(v is not None for v in values) else None
+
+    def cpu_s(self) -> float | None:
+        values = [p.cpu_s() for p in self.procs]
+        return sum(v for v in values if v is not None) if any(v is not None for v in values) else None
+
+    def tail(self, lines: int = 20) -> str:
+        return self.procs[0].tail(lines)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        for p in self.procs:
+            p.stop(timeout)
+
+
 def read_report(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text())

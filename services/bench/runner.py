@@ -40,7 +40,9 @@ class Options:
     partitions: int = 6
     seed: int = 7
     core_events: int | None = None        # default: 60k quick / 300k full
-    peer_events: int | None = None        # default: min(events, 20k quick / 60k full)
+    peer_events: int | None = None        # default: min(events, 10k quick / 60k full)
+    deadline_s: float | None = None       # --quick: the latency ladder stops before this (from start)
+    instances: int = 1                    # lifecycle processes in part 4 (one consumer group)
     core_repeats: int | None = None
     part_timeout_s: float | None = None
     latency: dict[str, Any] = field(default_factory=dict)   # overrides for the latency part
@@ -57,7 +59,7 @@ class Options:
     def peer_n(self) -> int:
         """The Faust peer is an order of magnitude slower than the rest: it gets fewer events
         (its measuring window stays as long as the others')."""
-        return min(self.events, self.peer_events or (20_000 if self.quick else 60_000))
+        return min(self.events, self.peer_events or (10_000 if self.quick else 60_000))
 
 
 def _skip_all(result: Result, part: str, reason: str) -> None:
@@ -100,7 +102,7 @@ def run(options: Options, stack: BenchStack | None = None, log: Callable[[str], 
             if stack is None:
                 stack = BenchStack.start(log=log)
             result.machine["postgres_version"] = asyncio.run(postgres_version(stack.postgres_dsn))
-            asyncio.run(_kafka_parts(options, stack, ds, result, kafka_parts, log))
+            asyncio.run(_kafka_parts(options, stack, ds, result, kafka_parts, log, started))
     finally:
         Proc.stop_all()
         if stack is not None:
@@ -140,7 +142,8 @@ def _core(options: Options, ds: Dataset, result: Result, log) -> None:
     result.set("core_events_per_s", doc["variants"]["service"]["events_per_cpu_s"])
 
 
-async def _kafka_parts(options: Options, stack: BenchStack, ds: Dataset, result: Result, parts: list[str], log) -> None:
+async def _kafka_parts(options: Options, stack: BenchStack, ds: Dataset, result: Result, parts: list[str], log,
+                       started: float) -> None:
     n = len(ds.messages)
     timeout = options.part_timeout_s or max(60.0, n / 500)
     steps = {
@@ -156,7 +159,7 @@ async def _kafka_parts(options: Options, stack: BenchStack, ds: Dataset, result:
 
             log("part 6: latency over HTTP at a steady rate, and resident memory ...")
             try:
-                await latency_part(options, stack, result, log)
+                await latency_part(options, stack, result, log, started=started)
             except P.PartSkipped as exc:
                 _skip_all(result, "latency", str(exc))
             except Exception as exc:  # noqa: BLE001
@@ -167,7 +170,12 @@ async def _kafka_parts(options: Options, stack: BenchStack, ds: Dataset, result:
         log(f"{label} on {len(part_ds.messages):,} events ...")
         t0 = time.monotonic()
         try:
-            figures = await fn(stack, part_ds, options.partitions, timeout)
+            if part == "faust_floor":
+                figures = await fn(stack, part_ds, options.partitions, timeout, per_event=not options.quick)
+            elif part == "lifecycle":
+                figures = await fn(stack, part_ds, options.partitions, timeout, instances=options.instances)
+            else:
+                figures = await fn(stack, part_ds, options.partitions, timeout)
         except P.PartSkipped as exc:
             _skip_all(result, part, str(exc))
             log(f"  skipped: {str(exc).splitlines()[0]}")
