@@ -142,7 +142,7 @@ class Policy:
     calendars: Mapping[str, BusinessCalendar]
     team_calendars: Mapping[str, str]
     version: str  # short sha256 of the canonical form: recorded on every clock
-    source: str = BUILTIN_SOURCE
+    source: str = BUILTIN_SOURCE  # the file it was read from, or BUILTIN_SOURCE
 
     def calendar_name_for(self, settings: SlaSettings, team: str | None) -> str:
         """An SLA's own calendar if set, else the team's, else the default calendar."""
@@ -187,7 +187,7 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
             line = max(1, len(text.splitlines())) if "end of document" in str(exc) else None
         raise PolicyError(source, "", f"not valid TOML: {exc}", line) from None
     try:
-        return _Validator().policy(data)
+        return _Validator().policy(data, source)
     except _Invalid as exc:
         raise PolicyError(source, exc.path, exc.reason, _find_line(text, exc.path)) from None
 
@@ -242,7 +242,7 @@ _DEFAULT_CALENDAR_FIELDS = {
 
 
 class _Validator:
-    def policy(self, data: dict[str, Any]) -> Policy:
+    def policy(self, data: dict[str, Any], source: str) -> Policy:
         self._unknown_keys("", data, ("description", "calendars", "teams", "slas"))
         self._string_or_absent("description", data.get("description"))
         calendars = self.calendars(data.get("calendars", {}))
@@ -258,7 +258,8 @@ class _Validator:
         }
         blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         version = hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
-        return Policy(rules=tuple(rules), calendars=calendars, team_calendars=teams, version=version)
+        return Policy(rules=tuple(rules), calendars=calendars, team_calendars=teams, version=version,
+                      source=source)
 
     # calendars and teams
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from services.sla_monitor.domain import PolicyError, load_policy, parse_policy
-from services.sla_monitor.domain.policy import Scope
+from services.sla_monitor.domain.policy import BUILTIN_SOURCE, Scope
 
 REPO = Path(__file__).resolve().parents[3]
 DEFAULT_TOML = (REPO / "services/sla_monitor/domain/default_policy.toml").read_text("utf-8")
@@ -259,3 +259,16 @@ def test_a_broken_file_raises_and_never_gives_a_partial_policy(tmp_path):
 def test_missing_file_is_a_policy_error(tmp_path):
     with pytest.raises(PolicyError, match="cannot read"):
         load_policy(tmp_path / "nope.toml")
+
+
+# --- Policy.source --------------------------------------------------------------------------
+
+def test_source_names_where_the_policy_came_from(tmp_path):
+    assert load_policy().source == BUILTIN_SOURCE == "built-in policy"
+    assert parse_policy("", "team.toml").source == "team.toml"
+    assert parse_policy("").source == "<policy>"
+    path = tmp_path / "policy.toml"
+    path.write_text(DEFAULT_TOML, encoding="utf-8")
+    loaded = load_policy(path)
+    assert loaded.source == str(path)
+    assert loaded.version == load_policy().version  # where it came from is not part of the version
