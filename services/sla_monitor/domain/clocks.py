@@ -59,6 +59,7 @@ class Clock:
     stop_event_id: str | None = None
     decided_at: datetime | None = None  # event or clock time at which the outcome was set
     corrected: bool = False
+    expired: bool = False  # breached, no stop, and the policy's correction window passed: final
     key: ClockKey = field(init=False)
 
     def __post_init__(self) -> None:
@@ -70,9 +71,10 @@ class Clock:
 
     @property
     def awaits_stop(self) -> bool:
-        """Open, or breached with no stop yet (a late stop may still correct it)."""
+        """Open, or breached with no stop yet and not expired (a late stop may still correct it)."""
         return self.outcome is None or (
             self.outcome == BREACHED and self.stopped_at is None and self.due_at is not None
+            and not self.expired
         )
 
     def copy(self) -> Clock:
@@ -121,6 +123,7 @@ class Clock:
             "stop_event_id": self.stop_event_id,
             "decided_at": _time_out(self.decided_at),
             "corrected": self.corrected,
+            "expired": self.expired,
             "final": not self.awaits_stop,
         }
 
@@ -147,6 +150,7 @@ class Clock:
             stop_event_id=data.get("stop_event_id"),
             decided_at=_time_in(data.get("decided_at")),
             corrected=data.get("corrected", False),
+            expired=data.get("expired", False),
         )
 
 

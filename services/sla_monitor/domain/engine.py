@@ -21,6 +21,21 @@ Which transitions count (choices where the contract is silent):
 - A stop whose occurred_at is past due is a breach even when it arrives before the breach was
   declared (the live timer may lag). A breached clock keeps waiting for its first stop: one at or
   before due corrects it to met (`corrected`), a later one only records `stopped_at`.
+- ...but only for the policy's `correction_window` (default 30 days): once the clock time passes
+  `due + correction_window` with no stop, the breach is final (`expired`). The clock leaves the
+  live state (reported once more by `take_changes()` with `"final": true`, and no longer in
+  `snapshot()`); with keep_history it stays in the outcome lines as it was (breached, no
+  `stopped_at`). A stop observed after that is ignored for it: it neither corrects it nor records
+  `stopped_at`, live and in replay alike. Replay output is unchanged for every input whose stops
+  arrive while the clock time is within the window.
+
+Memory (keep_history=False, the live service): the engine holds the clocks that can still change
+(open, or breached within the correction window), indexed by lead (a lead with none has no
+entry), the windows being counted, and two time queues whose stale entries (clocks decided
+before their time came) are dropped when they outnumber the live ones. Finished clocks and
+judged windows are only in the emissions and in `take_changes()`, which the caller must drain.
+A clock with no due time (contact_attempts) that is never decided stays open, and so in memory,
+for as long as its lead gets no deciding event (contract §4 has no time limit for it).
 """
 from __future__ import annotations
 
@@ -89,6 +104,64 @@ _RELEVANT_TYPES = frozenset().union(*_STOPS.values(), {CONTACT_ATTEMPTED, CONTAC
 _RELEVANT_STAGES = frozenset().union(*_CANCELLING_STAGES.values(), _DECIDING_STAGES)
 
 
+class _ClockQueue:
+    """Clocks by a time, earliest first, for `advance`. An entry whose clock no longer qualifies
+    (`qualifies(clock)` false: decided early, stopped) is stale: it is dropped when it reaches the
+    front, or all at once when stale entries are more than half the queue, so the queue never
+    holds more than about twice the clocks that qualify. The owner calls `went_stale()` exactly
+    once for each queued clock that stops qualifying before it is popped."""
+
+    __slots__ = ("_heap", "_seq", "_stale", "_qualifies")
+    COMPACT_MIN = 256  # stale entries below this are left for the front to drop
+
+    def __init__(self, qualifies: Callable[[Clock], bool]) -> None:
+        self._heap: list[tuple[datetime, int, Clock]] = []
+        self._seq = itertools.count()
+        self._stale = 0
+        self._qualifies = qualifies
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def push(self, at: datetime, clock: Clock) -> None:
+        heapq.heappush(self._heap, (at, next(self._seq), clock))
+
+    def went_stale(self) -> None:
+        self._stale += 1
+        if self._stale >= self.COMPACT_MIN and 2 * self._stale > len(self._heap):
+            self._heap = [entry for entry in self._heap if self._qualifies(entry[2])]
+            heapq.heapify(self._heap)
+            self._stale = 0
+
+    def pop_before(self, now: datetime) -> list[Clock]:
+        """Remove and return, in time order, the qualifying clocks queued strictly before `now`."""
+        heap, out = self._heap, []
+        while heap and heap[0][0] < now:
+            clock = heapq.heappop(heap)[2]
+            if self._qualifies(clock):
+                out.append(clock)
+            elif self._stale:
+                self._stale -= 1
+        return out
+
+    def first(self) -> datetime | None:
+        """The earliest time of a qualifying clock (stale entries in front are dropped)."""
+        heap = self._heap
+        while heap and not self._qualifies(heap[0][2]):
+            heapq.heappop(heap)
+            if self._stale:
+                self._stale -= 1
+        return heap[0][0] if heap else None
+
+
+def _is_open(clock: Clock) -> bool:
+    return clock.outcome is None
+
+
+def _awaits_correction(clock: Clock) -> bool:
+    return clock.outcome == BREACHED and clock.awaits_stop
+
+
 class TransitionLike(Protocol):
     """What the engine reads of `services.lifecycle.domain.Transition`."""
 
@@ -111,7 +184,9 @@ class EngineChanges:
     """What changed since the last `take_changes()`, for incremental persistence.
 
     Snapshots carry `"final": true` once a record will not change again (the service may then
-    archive it); `state` is the engine-level part of `snapshot()` (clock time, window cursors).
+    archive it, and no longer loads it at start); that includes a breach whose correction window
+    passed (`"expired": true`), which leaves the engine at that moment. `state` is the
+    engine-level part of `snapshot()` (clock time, window cursors).
     """
 
     clocks: list[dict[str, Any]] = field(default_factory=list)
@@ -130,8 +205,9 @@ class SlaEngine:
         self._live: dict[str, list[Clock]] = {}  # lead_id -> clocks that can still change
         self._history: list[Clock] = []  # every clock in start order (keep_history)
         self._judged: list[Window] = []  # judged windows (keep_history)
-        self._due_heap: list[tuple[datetime, int, Clock]] = []  # open clocks by due time; lazy delete
-        self._seq = itertools.count()
+        self._due_queue = _ClockQueue(_is_open)  # open clocks with a due time, by due time
+        self._expiry = _ClockQueue(_awaits_correction)  # breached, no stop: by due + correction window
+        self._correction_window = policy.correction_window
         self._dirty_clocks: dict[ClockKey, Clock] = {}
         self._dirty_windows: dict[WindowKey, Window] = {}
         self._series: list[WindowSeries] = []
@@ -160,14 +236,14 @@ class SlaEngine:
             now = self.now
         self.now = now
         emissions: list[Emission] = []
-        heap = self._due_heap
-        while heap and heap[0][0] < now:
-            _, _, clock = heapq.heappop(heap)
-            if clock.outcome is None:  # else it stopped before due: a stale entry
-                clock.outcome = BREACHED
-                clock.decided_at = now
-                self._changed(clock)
-                emissions.append(Emission(BREACHED, now, clock.policy_version, clock=clock.copy()))
+        for clock in self._due_queue.pop_before(now):
+            clock.outcome = BREACHED
+            clock.decided_at = now
+            self._changed(clock)
+            emissions.append(Emission(BREACHED, now, clock.policy_version, clock=clock.copy()))
+            self._expiry.push(clock.due_at + self._correction_window, clock)  # type: ignore[operator]
+        for clock in self._expiry.pop_before(now):
+            self._expire(clock)
         if self._next_window_end is not None and self._next_window_end <= now:
             for series in self._series:
                 for window in series.due_windows(now):
@@ -181,11 +257,9 @@ class SlaEngine:
     def next_deadline(self) -> datetime | None:
         """The earliest time at which `advance` could emit something (for the live timer)."""
         candidates = [self._next_window_end] if self._next_window_end is not None else []
-        heap = self._due_heap
-        while heap and heap[0][2].outcome is not None:
-            heapq.heappop(heap)  # drop stale entries so the answer is exact
-        if heap:
-            candidates.append(heap[0][0])
+        first_due = self._due_queue.first()  # exact: stale entries in front are dropped
+        if first_due is not None:
+            candidates.append(first_due)
         return min(candidates) if candidates else None
 
     # --- events -----------------------------------------------------------------------------
@@ -256,7 +330,8 @@ class SlaEngine:
         if clock.outcome is None:
             late = clock.due_at is not None and at > clock.due_at
             self._decide(clock, BREACHED if late else MET, event, out)
-        elif clock.outcome == BREACHED and clock.stopped_at is None:
+        elif clock.outcome == BREACHED and clock.awaits_stop:
+            self._expiry.went_stale()
             clock.stopped_at = at
             clock.stop_event_id = event.event_id
             if clock.due_at is not None and at <= clock.due_at:
@@ -267,6 +342,8 @@ class SlaEngine:
             self._changed(clock)
 
     def _decide(self, clock: Clock, outcome: str, event: Event, out: list[Emission]) -> None:
+        if clock.outcome is None and clock.due_at is not None:
+            self._due_queue.went_stale()  # decided before due: its due-queue entry is stale
         clock.outcome = outcome
         clock.stopped_at = event.occurred_at
         clock.stop_event_id = event.event_id
@@ -310,7 +387,7 @@ class SlaEngine:
         if self.keep_history:
             self._history.append(clock)
         if clock.due_at is not None:
-            heapq.heappush(self._due_heap, (clock.due_at, next(self._seq), clock))
+            self._due_queue.push(clock.due_at, clock)
         self._changed(clock)
         out.append(Emission(STARTED, start, clock.policy_version, clock=clock.copy()))
 
@@ -348,6 +425,19 @@ class SlaEngine:
         ends = [series.cursor_end for series in self._series if series.cursor_end is not None]
         self._next_window_end = min(ends) if ends else None
 
+    def _expire(self, clock: Clock) -> None:
+        """The correction window of a breached clock without a stop passed: the breach is final
+        and the clock leaves the live state (it stays in the history)."""
+        clock.expired = True
+        clocks = self._live.get(clock.lead_id)
+        if clocks is not None:
+            remaining = [other for other in clocks if other is not clock]
+            if remaining:
+                self._live[clock.lead_id] = remaining
+            else:
+                del self._live[clock.lead_id]
+        self._changed(clock)
+
     def _changed(self, clock: Clock) -> None:
         self._dirty_clocks[clock.key] = clock
 
@@ -368,6 +458,24 @@ class SlaEngine:
     def live_clocks(self) -> Iterable[Clock]:
         for clocks in self._live.values():
             yield from clocks
+
+    @property
+    def has_changes(self) -> bool:
+        """Whether `take_changes()` has clocks or windows to report (an `advance` can change
+        clocks without emitting anything: a breach whose correction window passed)."""
+        return bool(self._dirty_clocks or self._dirty_windows)
+
+    def memory_stats(self) -> dict[str, int]:
+        """Sizes of the engine's live structures (for tests, logs and the benchmark)."""
+        return {
+            "leads": len(self._live),
+            "live_clocks": sum(len(clocks) for clocks in self._live.values()),
+            "due_queue": len(self._due_queue),
+            "expiry_queue": len(self._expiry),
+            "pending_windows": sum(len(owners) for series in self._series for owners in series.pending.values()),
+            "unsaved_changes": len(self._dirty_clocks) + len(self._dirty_windows),
+            "history": len(self._history) + len(self._judged),
+        }
 
     # --- persistence ------------------------------------------------------------------------
 
@@ -428,11 +536,14 @@ class SlaEngine:
         engine._update_next_window_end()
         for data in snapshot.get("clocks", ()):
             clock = Clock.from_snapshot(data)
-            engine._live.setdefault(clock.lead_id, []).append(clock)
+            if clock.awaits_stop:  # a final one (not in snapshot(), but a caller may pass it) is not live
+                engine._live.setdefault(clock.lead_id, []).append(clock)
             if keep_history:
                 engine._history.append(clock)
             if clock.outcome is None and clock.due_at is not None:
-                heapq.heappush(engine._due_heap, (clock.due_at, next(engine._seq), clock))
+                engine._due_queue.push(clock.due_at, clock)
+            elif _awaits_correction(clock):  # the window of `policy`, even if it changed since
+                engine._expiry.push(clock.due_at + engine._correction_window, clock)  # type: ignore[operator]
         series_by_name = {series.rule.name: series for series in engine._series}
         for data in snapshot.get("windows", ()):
             window = Window.from_snapshot(data)

@@ -3,6 +3,7 @@
 Shape (see default_policy.toml, the built-in policy, which is contract §4):
 
     description = "..."                     # optional, not part of the version
+    correction_window = "30d"               # optional, see below
     [calendars.NAME]                        # "default" always exists (contract calendar)
     timezone = "Europe/Berlin"; working_days = ["mon", ...]; opens = "09:00"; closes = "17:00"
     holidays = [2026-12-25, "2026-12-26"]
@@ -20,6 +21,12 @@ Rules: unknown keys are errors; a field left out takes the contract default for 
 (including speed_to_lead's website scope and contact_attempts' enterprise override); a file
 without `[slas]` keeps the built-in SLAs (so a file may only add calendars and teams). A broken
 file raises `PolicyError` naming the field path and, where it can be found, the line.
+
+`correction_window` (a duration, default 30 days; "0s" turns corrections of declared breaches
+off): how long after its due time a breached clock that got no stop can still be corrected to
+met by a late stop (contract §4). Past `due + correction_window` (by clock time) the breach is
+final and the engine forgets the clock (see engine.py). It is part of the version only when it
+differs from the default, so the built-in policy keeps its version.
 """
 from __future__ import annotations
 
@@ -50,6 +57,7 @@ KINDS = CLOCK_KINDS + WINDOW_KINDS
 DEFAULT_CALENDAR_NAME = "default"
 SCOPE_KEYS = ("channel", "segment", "team", "source")
 BUILTIN_SOURCE = "built-in policy"
+DEFAULT_CORRECTION_WINDOW = timedelta(days=30)
 
 
 class PolicyError(ValueError):
@@ -143,6 +151,8 @@ class Policy:
     team_calendars: Mapping[str, str]
     version: str  # short sha256 of the canonical form: recorded on every clock
     source: str = BUILTIN_SOURCE  # the file it was read from, or BUILTIN_SOURCE
+    # How long after due a breached clock without a stop may still be corrected (then final).
+    correction_window: timedelta = DEFAULT_CORRECTION_WINDOW
 
     def calendar_name_for(self, settings: SlaSettings, team: str | None) -> str:
         """An SLA's own calendar if set, else the team's, else the default calendar."""
@@ -243,8 +253,11 @@ _DEFAULT_CALENDAR_FIELDS = {
 
 class _Validator:
     def policy(self, data: dict[str, Any], source: str) -> Policy:
-        self._unknown_keys("", data, ("description", "calendars", "teams", "slas"))
+        self._unknown_keys("", data, ("description", "correction_window", "calendars", "teams", "slas"))
         self._string_or_absent("description", data.get("description"))
+        correction_window = DEFAULT_CORRECTION_WINDOW
+        if "correction_window" in data:
+            correction_window = _duration("correction_window", data["correction_window"])
         calendars = self.calendars(data.get("calendars", {}))
         teams = self.teams(data.get("teams", {}), calendars)
         if "slas" in data:
@@ -256,10 +269,12 @@ class _Validator:
             "teams": dict(sorted(teams.items())),
             "slas": [_rule_canonical(rule) for rule in rules],
         }
+        if correction_window != DEFAULT_CORRECTION_WINDOW:  # the default keeps existing versions
+            canonical["correction_window"] = int(correction_window.total_seconds())
         blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         version = hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
         return Policy(rules=tuple(rules), calendars=calendars, team_calendars=teams, version=version,
-                      source=source)
+                      source=source, correction_window=correction_window)
 
     # calendars and teams
 
