@@ -21,7 +21,8 @@ Which transitions count (choices where the contract is silent):
 - A stop whose occurred_at is past due is a breach even when it arrives before the breach was
   declared (the live timer may lag). A breached clock keeps waiting for its first stop: one at or
   before due corrects it to met (`corrected`), a later one only records `stopped_at`.
-- ...but only for the policy's `correction_window` (default 30 days): once the clock time passes
+- ...and, when the policy sets a `correction_window` (unset by default: contract §4 sets no
+  limit), only for that long: once the clock time passes
   `due + correction_window` with no stop, the breach is final (`expired`). The clock leaves the
   live state (reported once more by `take_changes()` with `"final": true`, and no longer in
   `snapshot()`); with keep_history it stays in the outcome lines as it was (breached, no
@@ -241,7 +242,8 @@ class SlaEngine:
             clock.decided_at = now
             self._changed(clock)
             emissions.append(Emission(BREACHED, now, clock.policy_version, clock=clock.copy()))
-            self._expiry.push(clock.due_at + self._correction_window, clock)  # type: ignore[operator]
+            if self._correction_window is not None:
+                self._expiry.push(clock.due_at + self._correction_window, clock)  # type: ignore[operator]
         for clock in self._expiry.pop_before(now):
             self._expire(clock)
         if self._next_window_end is not None and self._next_window_end <= now:
@@ -542,7 +544,7 @@ class SlaEngine:
                 engine._history.append(clock)
             if clock.outcome is None and clock.due_at is not None:
                 engine._due_queue.push(clock.due_at, clock)
-            elif _awaits_correction(clock):  # the window of `policy`, even if it changed since
+            elif _awaits_correction(clock) and engine._correction_window is not None:  # `policy`'s window
                 engine._expiry.push(clock.due_at + engine._correction_window, clock)  # type: ignore[operator]
         series_by_name = {series.rule.name: series for series in engine._series}
         for data in snapshot.get("windows", ()):

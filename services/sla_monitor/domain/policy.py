@@ -22,11 +22,12 @@ Rules: unknown keys are errors; a field left out takes the contract default for 
 without `[slas]` keeps the built-in SLAs (so a file may only add calendars and teams). A broken
 file raises `PolicyError` naming the field path and, where it can be found, the line.
 
-`correction_window` (a duration, default 30 days; "0s" turns corrections of declared breaches
-off): how long after its due time a breached clock that got no stop can still be corrected to
-met by a late stop (contract §4). Past `due + correction_window` (by clock time) the breach is
-final and the engine forgets the clock (see engine.py). It is part of the version only when it
-differs from the default, so the built-in policy keeps its version.
+`correction_window` (a duration; unset by default, which is contract §4 exactly: a late stop
+corrects a breach however late it arrives; "0s" turns corrections of declared breaches off): how
+long after its due time a breached clock that got no stop can still be corrected to met by a
+late stop. Past `due + correction_window` (by clock time) the breach is final and the engine
+forgets the clock (see engine.py), which bounds a long-running monitor's memory. It is part of
+the version only when set, so the built-in policy keeps its version.
 """
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ KINDS = CLOCK_KINDS + WINDOW_KINDS
 DEFAULT_CALENDAR_NAME = "default"
 SCOPE_KEYS = ("channel", "segment", "team", "source")
 BUILTIN_SOURCE = "built-in policy"
-DEFAULT_CORRECTION_WINDOW = timedelta(days=30)
+DEFAULT_CORRECTION_WINDOW: timedelta | None = None  # unset: corrections have no time limit (contract §4)
 
 
 class PolicyError(ValueError):
@@ -152,7 +153,7 @@ class Policy:
     version: str  # short sha256 of the canonical form: recorded on every clock
     source: str = BUILTIN_SOURCE  # the file it was read from, or BUILTIN_SOURCE
     # How long after due a breached clock without a stop may still be corrected (then final).
-    correction_window: timedelta = DEFAULT_CORRECTION_WINDOW
+    correction_window: timedelta | None = DEFAULT_CORRECTION_WINDOW
 
     def calendar_name_for(self, settings: SlaSettings, team: str | None) -> str:
         """An SLA's own calendar if set, else the team's, else the default calendar."""
@@ -269,7 +270,7 @@ class _Validator:
             "teams": dict(sorted(teams.items())),
             "slas": [_rule_canonical(rule) for rule in rules],
         }
-        if correction_window != DEFAULT_CORRECTION_WINDOW:  # the default keeps existing versions
+        if correction_window is not None:  # unset keeps the built-in policy's version
             canonical["correction_window"] = int(correction_window.total_seconds())
         blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         version = hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]

@@ -18,9 +18,11 @@ from .helpers import berlin, drive, transition, z
 from .test_engine_state import build_log, drive_all, log_steps
 from .test_policy import DEFAULT_TOML
 
-POLICY = load_policy()
+DEFAULT = load_policy()  # the built-in policy: no window, as in contract §4
+POLICY = parse_policy('correction_window = "30d"\n', "thirty.toml")  # built-in SLAs, a 30-day window
 SHORT = parse_policy('correction_window = "1d"\n', "short.toml")  # built-in SLAs, a 1-day window
-CLOCKS_ONLY = parse_policy("[slas.speed_to_lead]\n[slas.sales_acceptance]\n[slas.contact_attempts]\n"
+CLOCKS_ONLY = parse_policy('correction_window = "30d"\n'
+                           "[slas.speed_to_lead]\n[slas.sales_acceptance]\n[slas.contact_attempts]\n"
                            "[slas.closed_loop_feedback]\n")  # no volume windows closing meanwhile
 MQL_AT = berlin(2026, 11, 2, 8)  # speed_to_lead due Monday 10:00 Berlin
 DUE = berlin(2026, 11, 2, 10)
@@ -36,20 +38,26 @@ def contact(at, lead_id="L1"):
 
 # --- the policy setting ---------------------------------------------------------------------
 
-def test_default_window_is_30_days_and_keeps_the_builtin_version():
-    assert POLICY.correction_window == DEFAULT_CORRECTION_WINDOW == timedelta(days=30)
-    assert 'correction_window = "30d"' in DEFAULT_TOML  # spelled out like every other number
-    without = "\n".join(line for line in DEFAULT_TOML.splitlines() if not line.startswith("correction_window"))
-    assert parse_policy(without).version == POLICY.version
-    assert parse_policy(without).correction_window == timedelta(days=30)
+def test_by_default_corrections_have_no_time_limit_as_in_the_contract():
+    assert DEFAULT.correction_window is None and DEFAULT_CORRECTION_WINDOW is None
+    assert "\ncorrection_window" not in DEFAULT_TOML
 
 
-def test_a_different_window_is_part_of_the_version():
-    changed = DEFAULT_TOML.replace('correction_window = "30d"', 'correction_window = "7d"')
-    policy = parse_policy(changed)
+def test_a_window_is_part_of_the_version():
+    policy = parse_policy('correction_window = "7d"\n' + DEFAULT_TOML)
     assert policy.correction_window == timedelta(days=7)
-    assert policy.version != POLICY.version
-    assert parse_policy(DEFAULT_TOML.replace('"30d"', '"4w2d"')).version == POLICY.version  # 30 days too
+    assert policy.version != DEFAULT.version
+    thirty = parse_policy('correction_window = "30d"\n' + DEFAULT_TOML)
+    assert parse_policy('correction_window = "4w2d"\n' + DEFAULT_TOML).version == thirty.version  # same 30 days
+
+
+def test_without_a_window_a_very_late_stop_still_corrects():
+    engine = SlaEngine(DEFAULT)
+    engine.observe(mql())
+    engine.advance(MQL_AT + timedelta(days=400))
+    engine.observe(contact(MQL_AT + timedelta(minutes=30)))
+    (line,) = [l for l in engine.outcome_lines(MQL_AT + timedelta(days=400)) if l["sla"] == "speed_to_lead"]
+    assert (line["outcome"], line.get("corrected")) == ("met", True)
 
 
 @pytest.mark.parametrize("value", ['"soon"', "30", '""', '"-1d"', "true"])
