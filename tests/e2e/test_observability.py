@@ -88,6 +88,12 @@ async def pipeline(stack, tmp_path_factory):
         alertmanager.start()
         prometheus.start()
         services.start(env=settings_env(settings), log=lambda _line: None)
+        # History from last month comes first: the monitor judges a window only if it starts
+        # after the first event it saw, so then this month's per-rep windows are counted too.
+        await _post(settings, [{"event_id": "history-1", "lead_id": "history-1", "type": "lead.created",
+                                "occurred_at": _stamp(_last_month()), "source": "website",
+                                "payload": {"channel": "website", "segment": "smb"}}])
+        await asyncio.sleep(5)
         yield settings, prometheus, receiver
     finally:
         services.stop(log=lambda _line: None)
@@ -160,12 +166,6 @@ async def _send_dead_letter(settings) -> None:
 
 async def test_every_dashboard_panel_query_returns_data(pipeline):
     settings, prometheus, _receiver = pipeline
-    # A lead from last month first: the monitor judges a window only if it starts after the first
-    # event it saw, so with history before this month the per-rep monthly windows are counted.
-    await _post(settings, [{"event_id": f"old-{uuid.uuid4().hex[:6]}", "lead_id": f"old-{uuid.uuid4().hex[:6]}",
-                            "type": "lead.created", "occurred_at": _stamp(_last_month()), "source": "website",
-                            "payload": {"channel": "website", "segment": "smb"}}])
-    await asyncio.sleep(5)
     start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=2)
     events = list(generate_events(1500, seed=17, start=start, concurrent_leads=60,
                                   lead_prefix=f"p{uuid.uuid4().hex[:4]}-", mean_gap_seconds=4.0))
