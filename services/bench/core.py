@@ -21,7 +21,7 @@ import pstats
 import time
 from typing import Any, Callable, Sequence
 
-from services.bench.fastcore import BatchCore
+from services.bench.fastcore import ABLATIONS, BatchCore
 from services.common.avro_codec import AvroCodec, event_from_avro
 from services.lifecycle.batch import lifecycle_record
 from services.lifecycle.domain import LeadLog
@@ -80,6 +80,22 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
     wall0, cpu0 = time.perf_counter(), time.process_time()
     result = fn()
     return time.process_time() - cpu0, time.perf_counter() - wall0, result
+
+
+def ablation(messages: Sequence[bytes], in_codec: AvroCodec, out_codec: AvroCodec, repeats: int) -> dict[str, Any]:
+    """CPU microseconds per event of the batch prototype with each optimisation turned off in turn
+    (runs interleaved, best of `repeats`): the gain of each proposed change, measured."""
+    names = ["all on", *ABLATIONS]
+    best = {name: float("inf") for name in names}
+    for _ in range(repeats):
+        for name in names:
+            core = BatchCore(in_codec, out_codec, ablate=() if name == "all on" else (name,))
+            cpu, _w, _ = _timed(lambda: core.run(messages))
+            best[name] = min(best[name], cpu)
+    n = len(messages)
+    out: dict[str, Any] = {name: round(best[name] / n * 1e6, 3) for name in names}
+    out["what"] = dict(ABLATIONS)
+    return out
 
 
 def stage_breakdown(messages: Sequence[bytes], in_codec: AvroCodec, out_codec: AvroCodec) -> dict[str, float]:
@@ -156,6 +172,7 @@ def measure_core(messages: Sequence[bytes], repeats: int = 3, with_profile: bool
     if base:
         doc["speedup_vs_service"] = {name: round(r["events_per_cpu_s"] / base, 3) for name, r in results.items()
                                      if r["events_per_cpu_s"]}
+    doc["batch_ablation_us_per_event"] = ablation(messages, in_codec, out_codec, repeats)
     if with_profile:
         doc["profile_service"] = profile(lambda: variants["service"](messages))
         doc["profile_batch"] = profile(lambda: variants["batch"](messages))

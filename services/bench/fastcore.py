@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Iterator
 
 from services.common.avro_codec import HEADER_LEN, AvroCodec, _decode_payload, event_from_avro, event_to_avro
@@ -44,6 +44,29 @@ _WORDS = struct.Struct("<4H")
 _SEVEN_BITS_PAIRS: tuple[int, ...] = tuple((w & 0x7F) | ((w >> 8) & 0x7F) << 7 for w in range(1 << 16))
 # The payload JSON reader event_from_avro uses (C scanner, no per-call set-up): the same values.
 _decode_json = _decode_payload
+
+
+# Ablations: name -> what turning the optimisation off means.
+ABLATIONS: dict[str, str] = {
+    "eager_payload": "every payload JSON parsed at decode time (as event_from_avro does)",
+    "timedelta_time": "occurred_at as EPOCH + timedelta(microseconds=...) (as wire.EnvelopeDecoder does)",
+    "varint_loop": "occurred_at's varint read byte by byte in a loop (as wire.EnvelopeDecoder does)",
+    "no_domain": "apply_event replaced by a constant: what decoding and encoding cost alone",
+}
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _via_timedelta(seconds: float, tz) -> datetime:
+    return _EPOCH + timedelta(microseconds=round(seconds * 1e6))
+
+
+def _no_words(_m: bytes, _p: int) -> tuple[int, int, int, int]:
+    return (0, 0, 0, 0)
+
+
+def _no_domain():
+    fixed = apply_event(None, Event("x", "x", "lead.created", _EPOCH, "x", {}))
+    return lambda _state, _event: fixed
 
 
 class LazyPayload(Mapping):
@@ -146,7 +169,14 @@ class BatchCore:
     """The lifecycle core over whole batches: `run(messages)` -> one lifecycle record per message
     that is not a duplicate, in order. Holds the lead states and seen event ids like `LeadLog`."""
 
-    def __init__(self, in_codec: AvroCodec | None = None, out_codec: AvroCodec | None = None) -> None:
+    def __init__(self, in_codec: AvroCodec | None = None, out_codec: AvroCodec | None = None,
+                 ablate: Iterable[str] = ()) -> None:
+        """`ablate` turns single optimisations off to measure what each is worth (see ABLATIONS);
+        "no_domain" skips the state machine and gives wrong records: for measuring only."""
+        unknown = set(ablate) - set(ABLATIONS)
+        if unknown:
+            raise ValueError(f"unknown ablation(s) {sorted(unknown)}; known: {sorted(ABLATIONS)}")
+        self.ablate = frozenset(ablate)
         self.in_codec = in_codec or AvroCodec("event_envelope")
         self.out_codec = out_codec or AvroCodec("lifecycle_record")
         self.states: dict[str, LeadState] = {}
@@ -173,6 +203,16 @@ class BatchCore:
         seven = _SEVEN_BITS_PAIRS
         new_event = _new_event
         apply = apply_event
+        if self.ablate:   # each swaps one local name: the loop itself is the same
+            ablate = self.ablate
+            if "eager_payload" in ablate:
+                lazy = _decode_json
+            if "timedelta_time" in ablate:
+                fromtimestamp = _via_timedelta
+            if "varint_loop" in ablate:
+                unpack_words = _no_words
+            if "no_domain" in ablate:
+                apply = _no_domain()
         join = b"".join
         out: list[bytes] = []
         append = out.append
@@ -263,8 +303,6 @@ class BatchCore:
 def _probe_agrees(in_codec: AvroCodec, out_codec: AvroCodec) -> bool:
     """Whether the fast path gives the codec's bytes for a small log touching every field kind
     (both union branches, a two-byte payload length, a non-ASCII text)."""
-    from datetime import timedelta
-
     t0 = datetime(2026, 11, 2, 8, 0, 0, 123456, tzinfo=UTC)
     probe = [
         Event("p-1", "lead-ü", "lead.created", t0, "website", {"channel": "event", "segment": "smb", "note": "x" * 80}),
@@ -278,6 +316,7 @@ def _probe_agrees(in_codec: AvroCodec, out_codec: AvroCodec) -> bool:
     core.in_codec, core.out_codec = in_codec, out_codec
     core.states, core.seen_event_ids = {}, set()
     core.fingerprint, core.out_header, core.slow_path, core.fast = in_codec.fingerprint, out_codec.header, 0, True
+    core.ablate = frozenset()
     try:
         fast = core.run(messages)
     except Exception:  # noqa: BLE001 - a layout the fast path cannot read

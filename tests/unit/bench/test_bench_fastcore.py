@@ -53,6 +53,7 @@ def test_every_variant_agrees_and_the_core_measure_reports_them():
         assert variant["events_per_cpu_s"] > 0
     assert doc["profile_service"] and doc["profile_batch"]
     assert set(doc["stage_us_per_event"]) >= {"decode_avro", "apply_event_with_dedup", "encode_lifecycle_record"}
+    assert set(doc["batch_ablation_us_per_event"]) >= {"all on", "eager_payload", "no_domain"}
 
 
 T0 = datetime(2026, 11, 2, 8, 0, 0, 250_000, tzinfo=timezone.utc)
@@ -113,3 +114,14 @@ def test_lazy_payload_is_a_mapping_read_on_demand():
     assert p == {"fit": "good", "n": [1, 2]}
     with pytest.raises(KeyError):
         p["missing"]
+
+
+def test_ablations_other_than_the_domain_keep_the_bytes():
+    ds = build_dataset(1500, seed=4, start=datetime(2026, 11, 2, 8, tzinfo=timezone.utc))
+    messages = [m for _k, m in ds.messages]
+    expected = reference(messages)
+    for name in ("eager_payload", "timedelta_time", "varint_loop"):
+        assert BatchCore(IN, OUT, ablate=(name,)).run(messages) == expected, name
+    assert len(BatchCore(IN, OUT, ablate=("no_domain",)).run(messages)) == len(messages)
+    with pytest.raises(ValueError):
+        BatchCore(IN, OUT, ablate=("turbo",))
