@@ -54,7 +54,9 @@ async def connect(settings: Settings) -> asyncpg.Connection:
     return conn
 
 
-async def create_pool(settings: Settings, min_size: int = 1, max_size: int = 8) -> asyncpg.Pool:
+async def create_pool(settings: Settings, min_size: int = 1, max_size: int = 8,
+                      server_settings: dict[str, str] | None = None) -> asyncpg.Pool:
+    """A pool whose connections work in the configured schema (created if missing)."""
     schema = settings.postgres_schema
     conn = await asyncpg.connect(settings.postgres_dsn.reveal())
     try:
@@ -65,7 +67,7 @@ async def create_pool(settings: Settings, min_size: int = 1, max_size: int = 8) 
     # comes back, which would undo a SET issued by an init hook.
     return await asyncpg.create_pool(
         settings.postgres_dsn.reveal(), min_size=min_size, max_size=max_size,
-        server_settings={"search_path": f'"{schema}"'},
+        server_settings={"search_path": f'"{schema}"', **(server_settings or {})},
     )
 
 

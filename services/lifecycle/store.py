@@ -15,7 +15,7 @@ from typing import Any, AsyncIterator, Sequence
 import asyncpg
 
 from services.common.config import Settings
-from services.common.postgres import migrate
+from services.common.postgres import create_pool, migrate
 from services.lifecycle.batch import (
     DUPLICATE_COLUMNS, EVENT_COLUMNS, UNREADABLE_COLUMNS, LeadEntry, RoundPlan,
 )
@@ -31,22 +31,10 @@ async def migrate_store(conn: asyncpg.Connection) -> list[str]:
 
 
 async def create_store_pool(settings: Settings, min_size: int = 2, max_size: int = 4) -> asyncpg.Pool:
-    """A pool whose connections stay in the configured schema.
-
-    The search path is a connection start-up parameter here, not a SET in the pool's init (as
-    services.common.postgres.create_pool does): asyncpg runs RESET ALL when a connection goes back
-    to the pool, which drops a SET search_path but restores a start-up one.
-    """
-    schema = settings.postgres_schema
-    conn = await asyncpg.connect(settings.postgres_dsn.reveal())
-    try:
-        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-    finally:
-        await conn.close()
-    return await asyncpg.create_pool(
-        settings.postgres_dsn.reveal(), min_size=min_size, max_size=max_size,
+    """The event store's pool: the common one, named, with stalled transactions ended."""
+    return await create_pool(
+        settings, min_size=min_size, max_size=max_size,
         server_settings={
-            "search_path": f'"{schema}"',
             "application_name": APPLICATION_NAME,
             # A stalled instance (a zombie) must not hold a partition's offset row for long: its
             # open transaction is ended and the lock freed for the partition's new owner.

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 
 from services.common.config import Settings
-from services.common.postgres import migrate
+from services.common.postgres import create_pool, migrate
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 COMPONENT = "sla_monitor"
@@ -35,17 +35,7 @@ def lock_key(schema: str) -> int:
 
 
 async def create_store_pool(settings: Settings, min_size: int = 1, max_size: int = 4) -> asyncpg.Pool:
-    """A pool whose connections stay in the configured schema: the search path is a start-up
-    parameter, which survives the RESET ALL asyncpg runs when a connection goes back to the pool
-    (a `SET search_path` in the pool's init, as services.common.postgres.create_pool does, does not)."""
-    schema = settings.postgres_schema
-    conn = await asyncpg.connect(settings.postgres_dsn.reveal())
-    try:
-        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-    finally:
-        await conn.close()
-    return await asyncpg.create_pool(settings.postgres_dsn.reveal(), min_size=min_size, max_size=max_size,
-                                     server_settings={"search_path": f'"{schema}"'})
+    return await create_pool(settings, min_size=min_size, max_size=max_size)
 
 
 async def migrate_store(conn: asyncpg.Connection) -> list[str]:

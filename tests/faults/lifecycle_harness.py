@@ -17,7 +17,7 @@ import asyncpg
 from aiokafka import TopicPartition
 
 from services.common.avro_codec import AvroCodec
-from services.common.config import Settings
+from services.common.config import Settings, settings_env
 from services.common.kafka import make_consumer
 from services.stack.process import free_port
 
@@ -119,14 +119,8 @@ def check_exactly_once(expected, events_rows, topic_records) -> None:
 
 def service_env(settings: Settings, instance: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEADFLOW_")}
+    env.update(settings_env(settings.with_changes(lifecycle_metrics_port=free_port(), instance_id=instance)))
     env.update({
-        "LEADFLOW_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "LEADFLOW_POSTGRES_DSN": settings.postgres_dsn.reveal(),
-        "LEADFLOW_POSTGRES_SCHEMA": settings.postgres_schema,
-        "LEADFLOW_TOPIC_PREFIX": settings.topics.prefix,
-        "LEADFLOW_TOPIC_PARTITIONS": str(settings.topic_partitions),
-        "LEADFLOW_LIFECYCLE_METRICS_PORT": str(free_port()),
-        "LEADFLOW_INSTANCE_ID": instance,
         "LEADFLOW_LIFECYCLE_SESSION_TIMEOUT_MS": "6000",
         "LEADFLOW_LIFECYCLE_HEARTBEAT_INTERVAL_MS": "1000",
         "PYTHONUNBUFFERED": "1",

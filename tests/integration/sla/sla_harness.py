@@ -17,7 +17,7 @@ from typing import Iterable, Sequence
 from aiokafka import AIOKafkaProducer, TopicPartition
 
 from services.common.avro_codec import AvroCodec, event_to_avro
-from services.common.config import Settings
+from services.common.config import Settings, settings_env
 from services.common.envelope import Event
 from services.common.kafka import lead_key, make_consumer, make_producer
 from services.lifecycle.batch import lifecycle_record
@@ -165,18 +165,10 @@ async def sla_records_where(settings: Settings, **match) -> list[dict]:
 
 def service_env(settings: Settings, policy: Path | None, metrics_port: int | None = None, **extra: str) -> dict:
     env = dict(os.environ)
-    env.update({
-        "LEADFLOW_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "LEADFLOW_POSTGRES_DSN": settings.postgres_dsn.reveal(),
-        "LEADFLOW_POSTGRES_SCHEMA": settings.postgres_schema,
-        "LEADFLOW_TOPIC_PREFIX": settings.topics.prefix,
-        "LEADFLOW_TOPIC_PARTITIONS": str(settings.topic_partitions),
-        "LEADFLOW_HOME": str(settings.home),
-        "LEADFLOW_SLA_METRICS_PORT": str(metrics_port or free_port()),
-        "LEADFLOW_SLA_METRICS_HOST": "127.0.0.1",
-        "LEADFLOW_SLA_POLICY": str(policy) if policy else "",
-        "LEADFLOW_INSTANCE_ID": f"test-{uuid.uuid4().hex[:6]}",
-    })
+    env.update(settings_env(settings.with_changes(
+        sla_metrics_port=metrics_port or free_port(), sla_policy_file=str(policy) if policy else "",
+        instance_id=f"test-{uuid.uuid4().hex[:6]}")))
+    env["LEADFLOW_SLA_METRICS_HOST"] = "127.0.0.1"
     env.update(extra)
     return env
 
