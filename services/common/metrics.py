@@ -15,11 +15,15 @@ def metrics_handler(registry: CollectorRegistry):
     return handle
 
 
+async def _healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
 async def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> web.AppRunner:
     """Serve /metrics (and /healthz) on host:port; returns the runner to `cleanup()` on shutdown."""
     app = web.Application()
     app.router.add_get("/metrics", metrics_handler(registry))
-    app.router.add_get("/healthz", lambda _r: web.json_response({"status": "ok"}))
+    app.router.add_get("/healthz", _healthz)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
