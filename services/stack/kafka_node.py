@@ -15,6 +15,8 @@ from services.stack.process import (
 )
 
 POM = repo_root() / "deploy" / "kafka" / "pom.xml"
+# One classpath cache per checkout, shared by `leadflow up`, the test fixtures and the benchmark.
+CLASSPATH_CACHE = repo_root() / ".leadflow" / "kafka-jars"
 LOG4J = repo_root() / "deploy" / "kafka" / "log4j2.yaml"
 
 
@@ -127,7 +129,7 @@ class KafkaNode:
         ensure_port_free("Kafka controller", self.host, self.controller_port, "LEADFLOW_KAFKA_CONTROLLER_PORT")
         java = java_bin()
         self.home.mkdir(parents=True, exist_ok=True)
-        cp = resolve_classpath(self.home.parent / "kafka-jars")
+        cp = resolve_classpath(CLASSPATH_CACHE)
         config = self._write_config()
         if not (self.home / "data" / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from services.common.avro_codec import AvroCodec, event_from_avro
-from services.stack.kafka_node import java_bin, resolve_classpath
+from services.stack.kafka_node import CLASSPATH_CACHE, java_bin, resolve_classpath
 
 from ingest_it_helpers import fast_options, ingest_client, read_topic
 
@@ -19,7 +19,7 @@ CODEC = AvroCodec("event_envelope")
 
 
 async def test_kafka_console_producer_line_reaches_events(stack, settings):
-    classpath = await asyncio.to_thread(resolve_classpath, stack.home / "kafka-jars")
+    classpath = await asyncio.to_thread(resolve_classpath, CLASSPATH_CACHE)
     event = {"event_id": "console-1", "lead_id": "L-1", "type": "lead.created",
              "occurred_at": "2026-11-02T09:00:00+01:00", "source": "website",
              "payload": {"channel": "website", "segment": "smb"}}
