@@ -110,7 +110,8 @@ async def prepare_part(settings: Settings, schema: bool = True) -> None:
 
 def service_env(settings: Settings, **ports: int) -> dict[str, str]:
     """The LEADFLOW_* environment that points a service (`python -m services.X`) at `settings`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEADFLOW_")}
+    # The caller's LEADFLOW_* settings would point the service elsewhere; LEADFLOW_BENCH_* are ours.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEADFLOW_") or k.startswith("LEADFLOW_BENCH_")}
     env.update({
         "LEADFLOW_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "LEADFLOW_POSTGRES_DSN": settings.postgres_dsn.reveal(),

@@ -31,3 +31,18 @@ def test_table_shows_values_ratios_and_what_was_not_measured():
     assert "20,000" in text and "2,500" in text
     assert "8.00× peer" in text
     assert "sla_monitor_events_per_s: services.sla_monitor has no __main__ yet" in text
+
+
+def test_service_env_points_at_the_part_and_keeps_only_bench_variables(monkeypatch, tmp_path):
+    from services.bench.environment import BenchStack, part_settings, service_env
+
+    monkeypatch.setenv("LEADFLOW_KAFKA_BOOTSTRAP", "elsewhere:9092")
+    monkeypatch.setenv("LEADFLOW_BENCH_PROFILE", "/tmp/p.prof")
+    stack = BenchStack("127.0.0.1:1234", "postgresql://postgres@127.0.0.1:5/x", tmp_path)
+    s = part_settings(stack, "lifecycle", 6)
+    env = service_env(s, lifecycle=9999)
+    assert env["LEADFLOW_KAFKA_BOOTSTRAP"] == "127.0.0.1:1234"
+    assert env["LEADFLOW_POSTGRES_SCHEMA"] == s.postgres_schema
+    assert env["LEADFLOW_TOPIC_PREFIX"] == s.topics.prefix
+    assert env["LEADFLOW_LIFECYCLE_METRICS_PORT"] == "9999"
+    assert env["LEADFLOW_BENCH_PROFILE"] == "/tmp/p.prof"
