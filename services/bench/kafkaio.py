@@ -59,6 +59,36 @@ async def create_log_append_topic(settings: Settings, name: str) -> None:
         await admin.close()
 
 
+async def group_members(settings: Settings, group_id: str) -> tuple[str, int]:
+    """(state, member count) of a consumer group, e.g. ("Stable", 2)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="leadflow-bench")
+    await admin.start()
+    try:
+        responses = await admin.describe_consumer_groups([group_id])
+    finally:
+        await admin.close()
+    for response in responses:
+        for group in response.groups:
+            # (error_code, group_id, state, protocol_type, protocol, members, ...)
+            if group[1] == group_id:
+                return group[2], len(group[5])
+    return "Unknown", 0
+
+
+async def wait_group(settings: Settings, group_id: str, members: int, timeout_s: float) -> bool:
+    """Wait until the group is Stable with `members` members."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            state, count = await group_members(settings, group_id)
+        except Exception:  # noqa: BLE001 - the coordinator is still being elected
+            state, count = "Unknown", 0
+        if state == "Stable" and count == members:
+            return True
+        await asyncio.sleep(0.3)
+    return False
+
+
 @dataclass
 class Arrivals:
     """What an Observer saw: the total count, when the first and the last records arrived, and

@@ -20,7 +20,7 @@ import asyncpg
 
 from services.bench.dataset import Dataset, lifecycle_records
 from services.bench.environment import BenchStack, part_settings, prepare_part, service_env
-from services.bench.kafkaio import Observer, create_log_append_topic, produce_records
+from services.bench.kafkaio import Observer, create_log_append_topic, produce_records, wait_group
 from services.bench.procs import Proc, ProcGroup, read_report, wait_report
 from services.bench.stats import rate, window_rate
 from services.common.config import Settings
@@ -75,6 +75,8 @@ async def _run_to_output(settings: Settings, proc_factory, expected: int, timeou
     try:
         started = time.time()
         proc = proc_factory()
+        if asyncio.iscoroutine(proc):
+            proc = await proc
         ok = await observer.wait_for(expected, timeout_s, stalled_s=60, alive=proc.alive)
         figures = _observer_figures(observer, expected)
         figures["wall_with_startup_s"] = round((observer.arrivals.last_at or time.time()) - started, 3)
@@ -145,19 +147,33 @@ async def lifecycle_part(stack: BenchStack, ds: Dataset, partitions: int, timeou
         raise PartSkipped(reason)
     s = part_settings(stack, "lifecycle", partitions)
     await _prepare_with_output(s, schema=True)
-    await produce_records(s, s.topics.events, ds.messages)
     expected = len(lifecycle_records(ds))
+    if instances == 1:
+        await produce_records(s, s.topics.events, ds.messages)
 
-    def start() -> ProcGroup:
+    async def start() -> ProcGroup:
         procs = []
         for i in range(instances):
             env = service_env(s, lifecycle=free_port())
             env["LEADFLOW_INSTANCE_ID"] = f"{s.instance_id}-{i}"
             procs.append(Proc.module("lifecycle" if i == 0 else f"lifecycle-{i}", "services.lifecycle", [], env,
                                      stack.home / "logs"))
-        return ProcGroup(procs)
+        group = ProcGroup(procs)
+        if instances > 1:
+            # Several instances: the input goes in once every instance holds its partitions, so no
+            # rebalance falls inside the measured window.
+            from services.lifecycle.service import default_group_id
+
+            if not await wait_group(s, default_group_id(s), instances, 90):
+                group.stop()
+                raise PartSkipped(f"lifecycle: {instances} instances did not form a stable group within 90s")
+            await asyncio.sleep(1.0)   # their recovery on assignment
+            await produce_records(s, s.topics.events, ds.messages)
+        return group
 
     figures = await _run_to_output(s, start, expected, timeout_s, stack.home / "logs", "lifecycle service")
+    if instances > 1:
+        figures["method"] = "instances started first; input produced once the group was stable"
     figures["store"] = await _count_rows(s, "lead_events", "leads")
     figures["instances"] = instances
     figures["partitions"] = partitions
