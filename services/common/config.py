@@ -220,3 +220,30 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "LEADFLOW_SLA_POLICY": settings.sla_policy_file,
         "LEADFLOW_INSTANCE_ID": settings.instance_id,
     }
+
+
+def env_number(env: Mapping[str, str], name: str, default, cast=float):
+    """A positive number from the environment variable `name`, else `default`."""
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = cast(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
+def env_flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """true/false (1/0, yes/no, on/off) from the environment variable `name`, else `default`."""
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -72,3 +72,23 @@ def make_consumer(settings: Settings, group_id: str | None, *topics: str, **over
     }
     options.update(overrides)
     return AIOKafkaConsumer(*topics, **options)
+
+
+def group_id_for(settings: Settings, service: str) -> str:
+    """`leadflow-<service>` on the standard topics; another topic prefix (a test, a second
+    pipeline on the same cluster) gets a consumer group of its own."""
+    prefix = settings.topics.prefix
+    return f"leadflow-{service}" if prefix == "leadflow." else f"leadflow-{service}-{prefix.rstrip('.')}"
+
+
+class RebalanceDelegate(ConsumerRebalanceListener):
+    """Hands aiokafka's rebalance callbacks to the owner's `_on_revoked` / `_on_assigned`."""
+
+    def __init__(self, owner) -> None:
+        self.owner = owner
+
+    async def on_partitions_revoked(self, revoked):
+        await self.owner._on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned):
+        await self.owner._on_assigned(assigned)

@@ -23,7 +23,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from services.common.avro_codec import AvroCodec
-from services.common.config import ConfigError, Settings
+from services.common.config import Settings, env_flag, env_number
 from services.common.envelope import InvalidEvent, parse_event
 from services.common.kafka import ensure_topics
 from services.common.metrics import metrics_handler
@@ -60,27 +60,10 @@ def load_options(env: Mapping[str, str] | None = None) -> IngestOptions:
     d = IngestOptions()
 
     def num(name: str, default, cast=float):
-        raw = env.get(f"LEADFLOW_INGEST_{name}")
-        if raw is None or raw.strip() == "":
-            return default
-        try:
-            value = cast(raw)
-        except ValueError:
-            raise ConfigError(f"LEADFLOW_INGEST_{name} must be a number, got {raw!r}") from None
-        if value <= 0:
-            raise ConfigError(f"LEADFLOW_INGEST_{name} must be positive, got {raw!r}")
-        return value
+        return env_number(env, f"LEADFLOW_INGEST_{name}", default, cast)
 
     def flag(name: str, default: bool) -> bool:
-        raw = env.get(f"LEADFLOW_INGEST_{name}")
-        if raw is None or raw.strip() == "":
-            return default
-        value = raw.strip().lower()
-        if value in ("1", "true", "yes", "on"):
-            return True
-        if value in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"LEADFLOW_INGEST_{name} must be true or false, got {raw!r}")
+        return env_flag(env, f"LEADFLOW_INGEST_{name}", default)
 
     return IngestOptions(
         ack_timeout_s=num("ACK_TIMEOUT_S", d.ack_timeout_s),

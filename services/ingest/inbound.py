@@ -33,14 +33,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import InvalidProducerEpoch, KafkaError, ProducerFenced
 from aiokafka.producer.transaction_manager import TransactionState
 
 from services.common.avro_codec import AvroCodec
 from services.common.config import Settings
 from services.common.envelope import InvalidEvent, parse_event
-from services.common.kafka import make_consumer, make_producer
+from services.common.kafka import RebalanceDelegate, group_id_for, make_consumer, make_producer
 from services.ingest.metrics import IngestMetrics
 from services.ingest.records import OutRecord, decode_record_value, dlq_record, error_field, event_record
 
@@ -49,9 +49,7 @@ FENCED_ERRORS = (ProducerFenced, InvalidProducerEpoch)
 
 
 def default_group_id(settings: Settings) -> str:
-    """`leadflow-ingest` on the standard topics; another topic prefix gets a group of its own."""
-    prefix = settings.topics.prefix
-    return "leadflow-ingest" if prefix == "leadflow." else f"leadflow-ingest-{prefix.rstrip('.')}"
+    return group_id_for(settings, "ingest")
 
 
 def transactional_id(input_topic: str, partition: int) -> str:
@@ -115,17 +113,6 @@ class _Partition:
         self.next_offset: int | None = None
 
 
-class _Rebalance(ConsumerRebalanceListener):
-    def __init__(self, owner: "InboundConsumer") -> None:
-        self.owner = owner
-
-    async def on_partitions_revoked(self, revoked):
-        await self.owner._on_revoked(revoked)
-
-    async def on_partitions_assigned(self, assigned):
-        await self.owner._on_assigned(assigned)
-
-
 class InboundConsumer:
     def __init__(self, settings: Settings, metrics: IngestMetrics, options: InboundOptions | None = None) -> None:
         self.settings = settings
@@ -162,7 +149,7 @@ class InboundConsumer:
             except Exception:  # noqa: BLE001
                 pass
             raise
-        consumer.subscribe([self.input_topic], listener=_Rebalance(self))
+        consumer.subscribe([self.input_topic], listener=RebalanceDelegate(self))
         self.consumer = consumer
         log.info("inbound consumer started: group %s, %s -> %s / %s", self.group_id, self.input_topic,
                  self.events_topic, self.dlq_topic)

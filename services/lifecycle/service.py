@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from typing import Mapping
 
 import asyncpg
-from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
 from services.common.avro_codec import AvroCodec
-from services.common.config import Settings
-from services.common.kafka import ensure_topics, lead_key, make_consumer
+from services.common.config import Settings, env_flag, env_number
+from services.common.kafka import RebalanceDelegate, ensure_topics, group_id_for, lead_key, make_consumer
 from services.common.metrics import serve_metrics
 from services.lifecycle import store
 from services.lifecycle.batch import (
@@ -42,9 +42,7 @@ log = logging.getLogger("leadflow.lifecycle")
 
 
 def default_group_id(settings: Settings) -> str:
-    """`leadflow-lifecycle` on the standard topics; other topic prefixes get a group of their own."""
-    prefix = settings.topics.prefix
-    return "leadflow-lifecycle" if prefix == "leadflow." else f"leadflow-lifecycle-{prefix.rstrip('.')}"
+    return group_id_for(settings, "lifecycle")
 
 
 @dataclass(frozen=True)
@@ -72,23 +70,14 @@ def load_options(env: Mapping[str, str] | None = None) -> LifecycleOptions:
     d = LifecycleOptions()
 
     def num(name: str, default, cast=int):
-        raw = env.get(f"LEADFLOW_LIFECYCLE_{name}")
-        if raw is None or raw == "":
-            return default
-        try:
-            value = cast(raw)
-        except ValueError:
-            raise ValueError(f"LEADFLOW_LIFECYCLE_{name} must be a number, got {raw!r}") from None
-        if value <= 0:
-            raise ValueError(f"LEADFLOW_LIFECYCLE_{name} must be positive, got {raw!r}")
-        return value
+        return env_number(env, f"LEADFLOW_LIFECYCLE_{name}", default, cast)
 
     return LifecycleOptions(
         group_id=env.get("LEADFLOW_LIFECYCLE_GROUP_ID") or None,
         max_records=num("MAX_RECORDS", d.max_records),
         fetch_timeout_ms=num("FETCH_TIMEOUT_MS", d.fetch_timeout_ms),
         cache_size=num("CACHE_SIZE", d.cache_size),
-        pipeline=env.get("LEADFLOW_LIFECYCLE_PIPELINE", "1").strip().lower() not in ("0", "false", "no", "off"),
+        pipeline=env_flag(env, "LEADFLOW_LIFECYCLE_PIPELINE", True),
         session_timeout_ms=num("SESSION_TIMEOUT_MS", d.session_timeout_ms),
         heartbeat_interval_ms=num("HEARTBEAT_INTERVAL_MS", d.heartbeat_interval_ms),
         max_poll_interval_ms=num("MAX_POLL_INTERVAL_MS", d.max_poll_interval_ms),
@@ -124,17 +113,6 @@ class _Round:
         self.parts = parts
         self.started = started
         self.write: asyncio.Task | None = None
-
-
-class _Rebalance(ConsumerRebalanceListener):
-    def __init__(self, service: "LifecycleService") -> None:
-        self.service = service
-
-    async def on_partitions_revoked(self, revoked):
-        await self.service._on_revoked(revoked)
-
-    async def on_partitions_assigned(self, assigned):
-        await self.service._on_assigned(assigned)
 
 
 class LifecycleService:
@@ -184,7 +162,7 @@ class LifecycleService:
             client_id=f"leadflow-lifecycle-{s.instance_id}",
         )
         await self.consumer.start()
-        self.consumer.subscribe([self.input_topic], listener=_Rebalance(self))
+        self.consumer.subscribe([self.input_topic], listener=RebalanceDelegate(self))
         self._gauge_task = asyncio.create_task(self._leads_gauge_loop())
         log.info("lifecycle service started: group %s, %s -> %s, instance %s",
                  self.group_id, self.input_topic, self.output_topic, s.instance_id)

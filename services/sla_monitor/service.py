@@ -30,7 +30,8 @@ import asyncpg
 from prometheus_client import CollectorRegistry
 
 from services.common.avro_codec import AvroCodec, AvroCodecError
-from services.common.config import Settings
+from services.common.config import Settings, env_flag, env_number
+from services.common.kafka import group_id_for
 from services.common.metrics import serve_metrics
 from services.common.postgres import connect
 from services.common.timefmt import format_utc, parse_rfc3339
@@ -52,9 +53,7 @@ Record = tuple[int, int, "bytes | None", "bytes | None"]  # (partition, offset, 
 
 
 def default_group_id(settings: Settings) -> str:
-    """`leadflow-sla-monitor` on the standard topics; other topic prefixes get a group of their own."""
-    prefix = settings.topics.prefix
-    return "leadflow-sla-monitor" if prefix == "leadflow." else f"leadflow-sla-monitor-{prefix.rstrip('.')}"
+    return group_id_for(settings, "sla-monitor")
 
 
 @dataclass(frozen=True)
@@ -82,16 +81,7 @@ def load_options(env: Mapping[str, str] | None = None) -> SlaOptions:
     d = SlaOptions()
 
     def num(name: str, default, cast=int):
-        raw = env.get(f"LEADFLOW_SLA_{name}")
-        if raw is None or raw == "":
-            return default
-        try:
-            value = cast(raw)
-        except ValueError:
-            raise ValueError(f"LEADFLOW_SLA_{name} must be a number, got {raw!r}") from None
-        if value <= 0:
-            raise ValueError(f"LEADFLOW_SLA_{name} must be positive, got {raw!r}")
-        return value
+        return env_number(env, f"LEADFLOW_SLA_{name}", default, cast)
 
     return SlaOptions(
         group_id=env.get("LEADFLOW_SLA_GROUP_ID") or None,
@@ -105,7 +95,7 @@ def load_options(env: Mapping[str, str] | None = None) -> SlaOptions:
         db_retry_s=num("DB_RETRY_S", d.db_retry_s, float),
         session_timeout_s=num("SESSION_TIMEOUT_S", d.session_timeout_s, float),
         heartbeat_interval_s=num("HEARTBEAT_INTERVAL_S", d.heartbeat_interval_s, float),
-        lock_wait=env.get("LEADFLOW_SLA_LOCK_WAIT", "1").strip().lower() not in ("0", "false", "no", "off"),
+        lock_wait=env_flag(env, "LEADFLOW_SLA_LOCK_WAIT", True),
         metrics_host=env.get("LEADFLOW_SLA_METRICS_HOST") or d.metrics_host,
     )
 

@@ -55,3 +55,19 @@ def test_settings_env_round_trips_through_load_settings():
         "LEADFLOW_INSTANCE_ID": "i-1", "LEADFLOW_HOME": "/tmp/lf", "LEADFLOW_SLA_METRICS_PORT": "9999",
     })
     assert load_settings(settings_env(original)) == original
+
+
+def test_env_numbers_and_flags_name_the_variable():
+    from services.common.config import env_flag, env_number
+
+    env = {"A": "2.5", "B": "-1", "C": "x", "F": "off", "G": "maybe"}
+    assert env_number(env, "A", 1.0) == 2.5
+    assert env_number(env, "MISSING", 7, int) == 7
+    with pytest.raises(ConfigError, match="B must be positive"):
+        env_number(env, "B", 1)
+    with pytest.raises(ConfigError, match="C must be a number"):
+        env_number(env, "C", 1)
+    assert env_flag(env, "F", True) is False
+    assert env_flag(env, "MISSING", True) is True
+    with pytest.raises(ConfigError, match="G must be true or false"):
+        env_flag(env, "G", True)
