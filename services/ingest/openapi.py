@@ -267,8 +267,9 @@ def _post_events() -> dict[str, Any]:
                 "Missing or wrong bearer token, or a missing, wrong or stale signature.", "RequestError",
                 headers={"WWW-Authenticate": {"schema": {"type": "string"}}},
             ),
-            "413": _json_response(f"More than {MAX_REQUEST_BYTES} bytes or {MAX_EVENTS_PER_REQUEST} events; "
-                                  "nothing was accepted.", "RequestError"),
+            "413": _json_response(f"More than {MAX_REQUEST_BYTES} bytes or {MAX_EVENTS_PER_REQUEST} events, "
+                                  f"or a single-event body over {MAX_EVENT_BYTES} bytes; nothing was accepted.",
+                                  "RequestError"),
             "415": _json_response(f"Content type other than {JSON_MEDIA_TYPE} or NDJSON.", "RequestError"),
             "422": _json_response("No event was valid; each is listed with its index, field and reason.",
                                   "IngestResult"),

@@ -2,10 +2,12 @@
 NDJSON (one per line). Pure: bytes in, events and refusals out; the HTTP server maps the result
 to a status (see services/ingest/openapi.py, which documents exactly this behaviour).
 
-- The body as a whole: more than MAX_REQUEST_BYTES or MAX_EVENTS_PER_REQUEST events is 413;
+- The body as a whole: more than MAX_REQUEST_BYTES or MAX_EVENTS_PER_REQUEST events, or a body
+  that is one event (a JSON object) larger than MAX_EVENT_BYTES, is 413;
   an unknown content type is 415; a body that cannot be read as events (not UTF-8, broken JSON
   in a JSON body, nothing in it) is 400. Nothing of such a body is accepted.
-- Each event on its own: larger than MAX_EVENT_BYTES, broken JSON on an NDJSON line, or any
+- Each event of an array or NDJSON on its own: larger than MAX_EVENT_BYTES, broken JSON on an
+  NDJSON line, or any
   parse_event refusal refuses that event only, with its index (0-based position among the
   body's events; blank NDJSON lines do not count), the field and the reason.
 """
@@ -122,7 +124,9 @@ def _read_json(body: bytes) -> list[Any | InvalidEvent]:
     try:
         if text[start] != "[":
             value = _decoder.decode(text)
-            return [_too_large(len(body)) if len(body) > MAX_EVENT_BYTES else value]
+            if len(body) > MAX_EVENT_BYTES:  # the request is one event, over the limit: 413
+                raise BodyRejected(413, f"the event is larger than {MAX_EVENT_BYTES} bytes ({len(body)})")
+            return [value]
         return _read_json_array(text, start)
     except ValueError as exc:  # JSONDecodeError, or a NaN/Infinity constant
         raise BodyRejected(400, f"the body is not valid JSON: {exc}") from None
