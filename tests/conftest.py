@@ -16,6 +16,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from services.common.config import Settings, StackPorts, Topics, load_settings
 from services.common.kafka import ensure_topics
@@ -24,6 +25,12 @@ from services.stack.postgres_node import PostgresNode
 from services.stack.process import free_port
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Property tests check invariants, not speed: no per-example deadline (a loaded CI machine must not
+# turn a slow example into a failure). In CI the examples are derandomized, so a run is repeatable.
+hypothesis_settings.register_profile("leadflow", deadline=None, print_blob=True)
+hypothesis_settings.register_profile("ci", parent=hypothesis_settings.get_profile("leadflow"), derandomize=True)
+hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "leadflow")
 
 
 @dataclass(frozen=True)
