@@ -23,6 +23,7 @@ from services.common.avro_codec import event_from_avro
 from services.common.envelope import Event
 from services.common.kafka import lead_key
 from services.lifecycle.domain import LeadState, Transition, apply_event
+from services.lifecycle.wire import envelope_record
 
 # Column order of the COPY into lead_events (recorded_at takes its default, now()).
 EVENT_COLUMNS: tuple[str, ...] = (
@@ -77,23 +78,41 @@ def next_entry(prev: LeadEntry | None, state: LeadState, occurred_at: datetime) 
 # --- decoding -------------------------------------------------------------------------------------
 
 class Decoded:
-    """One input record: its event and envelope record, or why it cannot be read."""
+    """One input record: its event and envelope record, or why it cannot be read.
 
-    __slots__ = ("offset", "key", "value", "event", "envelope", "error")
+    `payload_json` is the envelope's payload text. A record read by the fast decoder has no
+    envelope dict until something asks for `envelope` (the lifecycle record splices the input
+    message's bytes instead)."""
+
+    __slots__ = ("offset", "key", "value", "event", "_envelope", "error", "payload_json")
 
     def __init__(self, offset: int, key: bytes | None, value: bytes | None, event: Event | None,
-                 envelope: dict | None, error: str | None) -> None:
+                 envelope: dict | None, error: str | None, payload_json: str | None = None) -> None:
         self.offset = offset
         self.key = key
         self.value = value
         self.event = event
-        self.envelope = envelope
+        self._envelope = envelope
         self.error = error
+        self.payload_json = envelope["payload_json"] if envelope is not None else payload_json
+
+    @property
+    def envelope(self) -> dict | None:
+        envelope = self._envelope
+        if envelope is None and self.event is not None:
+            envelope = self._envelope = envelope_record(self.event, self.payload_json)
+        return envelope
 
 
 def decode_record(codec, offset: int, key: bytes | None, value: bytes | None) -> Decoded:
     """An input record of leadflow.events, or the reason it cannot be stored as an event.
-    `codec`: anything with `decode(message) -> envelope record` (an AvroCodec, a wire.EnvelopeDecoder)."""
+    `codec`: a wire.EnvelopeDecoder (its fast reader first), or anything with
+    `decode(message) -> envelope record` (an AvroCodec)."""
+    read = getattr(codec, "read", None)
+    if read is not None and value is not None:
+        got = read(value)   # None: not for the fast path (it has no NUL in its strings either)
+        if got is not None:
+            return Decoded(offset, key, value, got[0], None, None, got[1])
     try:
         envelope = codec.decode(value if value is not None else b"")
         event = event_from_avro(envelope)
@@ -240,6 +259,9 @@ def plan_round(
     duplicates = 0
     plans: list[PartitionPlan] = []
     encode = encoder.encode
+    # The encoder's splice of the input message's bytes (wire.LifecycleEncoder), when it has one:
+    # then the envelope dict is built only for the records it leaves to `encode`.
+    splice = getattr(encoder, "splice", None) or (lambda _t, _m: None)
 
     for part in parts:
         partition = part.partition
@@ -251,8 +273,7 @@ def plan_round(
             if event is None:
                 unreadable_rows.append((topic, partition, rec.offset, rec.key, rec.value, rec.error))
                 continue
-            envelope = rec.envelope
-            payload = jsonb_text(envelope["payload_json"])
+            payload = jsonb_text(rec.payload_json)
             event_id = event.event_id
             if event_id in seen:
                 duplicates += 1
@@ -273,7 +294,8 @@ def plan_round(
                 t.from_stage, t.to_stage, t.ignored, t.channel, t.segment, t.fit, t.owner, t.team,
                 topic, partition, rec.offset,
             ))
-            outputs.append((lead_key(lead_id), encode(t, envelope, rec.value)))
+            value = rec.value
+            outputs.append((lead_key(lead_id), splice(t, value) or encode(t, rec.envelope, value)))
             applied_by_type[event.type] += 1
             if t.ignored is not None:
                 ignored_by_reason[t.ignored] += 1

@@ -1,22 +1,45 @@
 """Fast paths for the two Avro messages on the lifecycle service's hot path, byte-identical to
 services.common.avro_codec (tests/integration/lifecycle/test_lifecycle_wire.py checks that).
 
-A lifecycle_record is the transition's fields around the applied event, and that event is an
-event_envelope record: when the input message was written with the current event_envelope
-schema, its Avro body is exactly the bytes the nested `event` field needs, so the record is
-built by concatenation instead of re-encoding the event (a quarter of the service's CPU).
+Decoding (`EnvelopeDecoder.read_record`, what `batch.decode_record` calls per input record): an
+event_envelope message of the current schema becomes its `Event` in one pass, no dict in between:
+- strings of up to 63 bytes (every id, type, source in practice) read by their one-byte length,
+  longer ones by the general varint loop; types, sources and lead ids interned through a bounded
+  bytes -> str dict (they repeat);
+- `occurred_at`'s zig-zag varint, 8 bytes for any time from 1974 to 2540, read as four 16-bit
+  words through a 64k table, and turned into a datetime by `datetime.fromtimestamp(us / 1e6, UTC)`,
+  exact for every microsecond time from 1970 until 2242 (the float error stays below half a
+  microsecond, and fromtimestamp rounds half-even); other times by `EPOCH + timedelta`;
+- the `Event` built with `fast_constructor` (no frozen `__init__`); the payload JSON parsed at once
+  with the codec's own reader (a bad payload must make the record unreadable right here, so it is
+  not parsed lazily); the envelope record is only built if something asks for it.
+Anything else (another writer schema, a corrupt body, bad JSON, a NUL) returns None and the caller
+takes the codec's path, which decodes or explains exactly as before.
 
-Both fast paths check at start-up that the schemas still have the layout they are written for,
-and fall back to the codec otherwise (and for any message written with another schema version).
+Encoding (`LifecycleEncoder.splice`): a lifecycle_record is the transition's fields around the
+applied event, and that event is an event_envelope record: when the input message was written
+with the current event_envelope schema, its Avro body is exactly the bytes the nested `event` field
+needs, and its `lead_id`/`event_id` fields are exactly the record's first two fields. So the record
+is one `b"".join` of the input's bytes and cached encodings (optional fields through a dict that
+holds `None` too, versions through a table), no per-field call.
+
+Both fast paths check at start-up that the schemas still have the layout they are written for
+and run a probe both ways; if anything differs they are off and the codec does the work.
 """
 from __future__ import annotations
 
 import logging
+import struct
 from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-from services.common.avro_codec import HEADER_LEN, AvroCodec, load_schema_json, schema_fingerprint
+from services.common.avro_codec import (
+    HEADER_LEN, AvroCodec, AvroCodecError, decode_payload_json, event_from_avro, event_to_avro,
+    load_schema_json, schema_fingerprint,
+)
+from services.common.envelope import Event
 from services.lifecycle.domain import Transition
+from services.lifecycle.domain.frozen_build import fast_constructor
 
 log = logging.getLogger("leadflow.lifecycle")
 
@@ -32,7 +55,16 @@ ENVELOPE_LAYOUT = (
     ("occurred_at", {"type": "long", "logicalType": "timestamp-micros"}), ("source", "string"),
     ("payload_json", "string"),
 )
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+UTC = timezone.utc
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Microsecond times in [0, this) are exact through a float (see the module doc): until 2242.
+FLOAT_EXACT_US = 1 << 53
+_new_event = fast_constructor(Event)
+# Two varint bytes as one little-endian 16-bit word -> their 14 payload bits.
+_WORDS = struct.Struct("<4H")
+_SEVEN_BITS_PAIRS: tuple[int, ...] = tuple((w & 0x7F) | ((w >> 8) & 0x7F) << 7 for w in range(1 << 16))
+# What a fast path may raise on a message it cannot read; the codec then decodes or explains.
+_UNREADABLE = (IndexError, ValueError, UnicodeDecodeError, OverflowError, struct.error, RecursionError)
 
 
 def _long(n: int) -> bytes:
@@ -62,95 +94,333 @@ def _layout_matches(fields: list, layout: tuple) -> bool:
     return True
 
 
-class LifecycleEncoder:
-    """Encodes the lifecycle record of a transition, splicing the input message's event body."""
+class _Interned(dict):
+    """bytes -> the str they decode to, filled on first use (lead ids, types, sources repeat);
+    emptied when it reaches `limit` entries, so a long-running service stays bounded."""
 
-    _CACHE_MAX = 100_000
+    __slots__ = ("limit",)
 
-    def __init__(self, out_codec: AvroCodec, in_codec: AvroCodec) -> None:
-        self.codec = out_codec
-        self.header = out_codec.header
-        self.event_fingerprint = in_codec.fingerprint
-        self._strings: dict[str, bytes] = {}
-        self.fast = _layout_matches(load_schema_json("lifecycle_record")["fields"], LIFECYCLE_LAYOUT) and \
-            _layout_matches(load_schema_json("event_envelope")["fields"], ENVELOPE_LAYOUT)
-        if not self.fast:
-            log.warning("lifecycle_record schema changed: the fast encoder is off (the codec encodes)")
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
 
-    def _s(self, value: str) -> bytes:
-        """A string field, memoised (stages, channels, owners and lead ids repeat a lot)."""
-        enc = self._strings.get(value)
-        if enc is None:
-            raw = value.encode("utf-8")
-            enc = _long(len(raw)) + raw
-            if len(self._strings) >= self._CACHE_MAX:
-                self._strings.clear()
-            self._strings[value] = enc
+    def __missing__(self, raw: bytes) -> str:
+        if len(self) >= self.limit:
+            self.clear()
+        text = self[raw] = raw.decode("utf-8")
+        return text
+
+
+class _Encoded(dict):
+    """str -> its Avro string encoding (length and UTF-8), bounded."""
+
+    __slots__ = ()
+
+    def __missing__(self, value: str) -> bytes:
+        if len(self) >= 100_000:
+            self.clear()
+        raw = value.encode("utf-8")
+        enc = self[value] = _long(len(raw)) + raw
         return enc
 
-    def _opt(self, value: str | None) -> bytes:
-        return b"\x00" if value is None else b"\x02" + self._s(value)
 
-    def encode(self, t: Transition, envelope: Mapping[str, Any], message: bytes | None) -> bytes:
-        """The lifecycle record of `t`; `message` is the input message the event came in (its
-        body is reused when written with the current event_envelope schema)."""
-        if not self.fast or message is None or message[2:HEADER_LEN] != self.event_fingerprint:
-            from services.lifecycle.batch import lifecycle_record
-            return self.codec.encode(lifecycle_record(t, envelope))
-        s, opt = self._s, self._opt
-        raw_id = t.event_id.encode("utf-8")
-        return b"".join((
-            self.header, s(t.lead_id), _long(len(raw_id)), raw_id, _long(t.version), opt(t.from_stage),
-            s(t.to_stage), opt(t.ignored), memoryview(message)[HEADER_LEN:], opt(t.channel), opt(t.segment),
-            opt(t.fit), opt(t.owner), opt(t.team),
-        ))
+class _OptEncoded(dict):
+    """str | None -> its encoding as the Avro union ["null", "string"], bounded."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__({None: b"\x00"})
+
+    def __missing__(self, value: str) -> bytes:
+        if len(self) >= 100_000:
+            self.clear()
+            self[None] = b"\x00"
+        raw = value.encode("utf-8")
+        enc = self[value] = b"\x02" + _long(len(raw)) + raw
+        return enc
+
+
+class _Versions(dict):
+    """int -> its Avro long encoding, bounded."""
+
+    __slots__ = ()
+
+    def __missing__(self, n: int) -> bytes:
+        if len(self) >= 100_000:
+            self.clear()
+        enc = self[n] = _long(n)
+        return enc
+
+
+def _decode_body(m: bytes) -> tuple[str, str, str, datetime, str, str]:
+    """The general reader of an event_envelope body (any string length, any time): a varint loop
+    per field. Raises on anything that is not exactly one record of the current layout."""
+    pos = HEADER_LEN
+    values: list[Any] = []
+    for i in range(6):
+        b = m[pos]
+        pos += 1
+        n = b & 0x7F
+        shift = 7
+        while b & 0x80:
+            b = m[pos]
+            pos += 1
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if shift > 63:
+                raise ValueError("varint too long")
+        n = (n >> 1) ^ -(n & 1)
+        if i == 3:
+            values.append(EPOCH + timedelta(microseconds=n))
+            continue
+        if n < 0 or pos + n > len(m):
+            raise ValueError("bad string length")
+        values.append(m[pos:pos + n].decode("utf-8"))
+        pos += n
+    if pos != len(m):
+        raise ValueError("bytes left after the record")
+    return tuple(values)  # type: ignore[return-value]
+
+
+def _make_reader(header: bytes, intern_limit: int) -> Callable[[bytes], tuple[Event, str] | None]:
+    """read(message) -> (Event, payload_json) for a message of the current event_envelope schema
+    with no NUL in its strings, else None. Every look-up is a local of this closure."""
+    interned = _Interned(intern_limit)
+    fromtimestamp = datetime.fromtimestamp
+    unpack_words = _WORDS.unpack_from
+    seven = _SEVEN_BITS_PAIRS
+    new_event = _new_event
+    parse = decode_payload_json
+    exact = FLOAT_EXACT_US
+    general = _decode_body
+    unreadable = _UNREADABLE
+    utc = UTC
+    epoch = EPOCH
+
+    def read(m: bytes) -> tuple[Event, str] | None:
+        # event_envelope: event_id, lead_id, type, occurred_at, source, payload_json. A NUL byte
+        # after the header is rare (a NUL in a string, an empty string, the time 0): the codec's path.
+        if m[:HEADER_LEN] != header or m.find(b"\x00", HEADER_LEN) >= 0:
+            return None
+        try:
+            n0 = m[10]
+            p1 = 11 + (n0 >> 1)
+            n1 = m[p1]
+            p2 = p1 + 1 + (n1 >> 1)
+            n2 = m[p2]
+            p3 = p2 + 1 + (n2 >> 1)
+            if (n0 | n1 | n2) & 0x81:   # a string over 63 bytes or a negative length
+                event_id, lead_id, etype, occurred_at, source, text = general(m)
+                return new_event(event_id, lead_id, etype, occurred_at, source, parse(text)), text
+            w0, w1, w2, w3 = unpack_words(m, p3)
+            if w0 & w1 & w2 & 0x8080 == 0x8080 and w3 & 0x8080 == 0x80:
+                us = seven[w0] | seven[w1] << 14 | seven[w2] << 28 | seven[w3] << 42
+                q = p3 + 8
+            else:
+                b = m[p3]
+                us = b & 0x7F
+                q = p3 + 1
+                shift = 7
+                while b & 0x80:
+                    b = m[q]
+                    q += 1
+                    us |= (b & 0x7F) << shift
+                    shift += 7
+                    if shift > 63:
+                        raise ValueError("varint too long")
+            us = (us >> 1) ^ -(us & 1)
+            n4 = m[q]
+            p5 = q + 1 + (n4 >> 1)
+            if n4 & 0x81:   # a source over 63 bytes
+                event_id, lead_id, etype, occurred_at, source, text = general(m)
+                return new_event(event_id, lead_id, etype, occurred_at, source, parse(text)), text
+            b = m[p5]
+            if b & 0x80:   # payload_json's length: 1 or 2 bytes in practice
+                b2 = m[p5 + 1]
+                plen = ((b & 0x7F) | (b2 << 7)) >> 1
+                p6 = p5 + 2
+                odd = b & 1 | b2 & 0x80   # negative, or a third length byte
+            else:
+                plen = b >> 1
+                p6 = p5 + 1
+                odd = b & 1
+            if odd or p6 + plen != len(m):
+                # a payload of 8 KiB or more, a negative length, bytes missing or left over
+                event_id, lead_id, etype, occurred_at, source, text = general(m)
+            else:
+                event_id = m[11:p1].decode()
+                lead_id = interned[m[p1 + 1:p2]]
+                etype = interned[m[p2 + 1:p3]]
+                occurred_at = fromtimestamp(us / 1e6, utc) if 0 <= us < exact else \
+                    epoch + timedelta(microseconds=us)
+                source = interned[m[q + 1:p5]]
+                text = m[p6:].decode()
+            return new_event(event_id, lead_id, etype, occurred_at, source, parse(text)), text
+        except unreadable:
+            return None
+
+    return read
 
 
 class EnvelopeDecoder:
     """Decodes event_envelope messages of the current schema without fastavro's per-call set-up;
     any other message (older schema, corrupt) goes to the codec, which decodes or explains."""
 
+    INTERN_LIMIT = 50_000   # bytes -> str entries kept (a few MB)
+
     def __init__(self, codec: AvroCodec) -> None:
         self.codec = codec
         self.fingerprint = codec.fingerprint
-        self.fast = _layout_matches(load_schema_json("event_envelope")["fields"], ENVELOPE_LAYOUT)
+        self.header = codec.header
+        self.read = _make_reader(codec.header, self.INTERN_LIMIT)
+        self.fast = _layout_matches(load_schema_json("event_envelope")["fields"], ENVELOPE_LAYOUT) and \
+            _decoder_probe_agrees(self)
+        if not self.fast:
+            log.warning("event_envelope schema changed: the fast decoder is off (the codec decodes)")
+            self.read = lambda _m: None
+
+    def read_event(self, message: bytes) -> tuple[Event, str] | None:
+        """(the Event, its payload_json) when the fast path reads `message`, else None."""
+        return self.read(message)
 
     def decode(self, message: bytes) -> dict[str, Any]:
-        if self.fast and message[2:HEADER_LEN] == self.fingerprint and message[:2] == b"\xc3\x01":
-            try:
-                return self._decode_body(message)
-            except (IndexError, ValueError, UnicodeDecodeError, OverflowError):
-                pass   # let the codec say what is wrong with it
-        return self.codec.decode(message)
+        """The envelope record, as the codec gives it."""
+        got = self.read(message)
+        if got is None:
+            return self.codec.decode(message)
+        event, text = got
+        return envelope_record(event, text)
 
-    @staticmethod
-    def _decode_body(m: bytes) -> dict[str, Any]:
-        pos = HEADER_LEN
-        values: list[Any] = []
-        for i in range(6):
-            # zig-zag varint
-            b = m[pos]
-            pos += 1
-            n = b & 0x7F
-            shift = 7
-            while b & 0x80:
-                b = m[pos]
-                pos += 1
-                n |= (b & 0x7F) << shift
-                shift += 7
-                if shift > 63:
-                    raise ValueError("varint too long")
-            n = (n >> 1) ^ -(n & 1)
-            if i == 3:
-                values.append(EPOCH + timedelta(microseconds=n))
-                continue
-            if n < 0 or pos + n > len(m):
-                raise ValueError("bad string length")
-            values.append(m[pos:pos + n].decode("utf-8"))
-            pos += n
-        if pos != len(m):
-            raise ValueError("bytes left after the record")
-        return {
-            "event_id": values[0], "lead_id": values[1], "type": values[2], "occurred_at": values[3],
-            "source": values[4], "payload_json": values[5],
-        }
+
+def envelope_record(event: Event, payload_json: str) -> dict[str, Any]:
+    """The event_envelope record of an event read from a message with this payload text."""
+    return {
+        "event_id": event.event_id, "lead_id": event.lead_id, "type": event.type,
+        "occurred_at": event.occurred_at, "source": event.source, "payload_json": payload_json,
+    }
+
+
+class LifecycleEncoder:
+    """Encodes the lifecycle record of a transition, splicing the input message's bytes."""
+
+    def __init__(self, out_codec: AvroCodec, in_codec: AvroCodec) -> None:
+        self.codec = out_codec
+        self.header = out_codec.header
+        self.event_fingerprint = in_codec.fingerprint
+        self.event_header = in_codec.header
+        self.splice = self._make_splice()
+        self.fast = _layout_matches(load_schema_json("lifecycle_record")["fields"], LIFECYCLE_LAYOUT) and \
+            _layout_matches(load_schema_json("event_envelope")["fields"], ENVELOPE_LAYOUT) and \
+            _encoder_probe_agrees(self, in_codec)
+        if not self.fast:
+            log.warning("lifecycle_record schema changed: the fast encoder is off (the codec encodes)")
+            self.splice = lambda _t, _m: None
+
+    def _make_splice(self) -> Callable[[Transition, bytes | None], bytes | None]:
+        header = self.header
+        in_header = self.event_header
+        s_enc = _Encoded()
+        o_enc = _OptEncoded()
+        versions = _Versions()
+        join = b"".join
+        unreadable = _UNREADABLE
+
+        def splice(t: Transition, m: bytes | None) -> bytes | None:
+            """The record of `t` from `m`, the input message of t's event (its lead_id and
+            event_id fields are t's, its body is the event field); None unless `m` was written
+            with the current event_envelope schema."""
+            if m is None or m[:HEADER_LEN] != in_header:
+                return None
+            try:
+                n0 = m[10]
+                if n0 & 0x81:
+                    p1 = _skip_string(m, HEADER_LEN)
+                    p2 = _skip_string(m, p1)
+                else:
+                    p1 = 11 + (n0 >> 1)
+                    n1 = m[p1]
+                    p2 = p1 + 1 + (n1 >> 1) if not n1 & 0x81 else _skip_string(m, p1)
+                return join((
+                    header, m[p1:p2], m[HEADER_LEN:p1], versions[t.version], o_enc[t.from_stage],
+                    s_enc[t.to_stage], o_enc[t.ignored], m[HEADER_LEN:], o_enc[t.channel],
+                    o_enc[t.segment], o_enc[t.fit], o_enc[t.owner], o_enc[t.team],
+                ))
+            except unreadable:
+                return None
+
+        return splice
+
+    def encode(self, t: Transition, envelope: Mapping[str, Any], message: bytes | None) -> bytes:
+        """The lifecycle record of `t`; `message` is the input message the event came in (its
+        bytes are reused when written with the current event_envelope schema)."""
+        out = self.splice(t, message)
+        if out is None:
+            from services.lifecycle.batch import lifecycle_record
+            return self.codec.encode(lifecycle_record(t, envelope))
+        return out
+
+
+def _skip_string(m: bytes, pos: int) -> int:
+    """The position after the Avro string at `pos`."""
+    b = m[pos]
+    pos += 1
+    n = b & 0x7F
+    shift = 7
+    while b & 0x80:
+        b = m[pos]
+        pos += 1
+        n |= (b & 0x7F) << shift
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
+    n = (n >> 1) ^ -(n & 1)
+    if n < 0 or pos + n > len(m):
+        raise ValueError("bad string length")
+    return pos + n
+
+
+def _probe_events() -> list[Event]:
+    """A small log touching every field kind: both union branches, short and long strings, a
+    two-byte payload length, non-ASCII text, times before 1970 and after 2242."""
+    t0 = datetime(2026, 11, 2, 8, 0, 0, 123456, tzinfo=UTC)
+    return [
+        Event("p-1", "lead-ü", "lead.created", t0, "website", {"channel": "event", "segment": "smb", "note": "x" * 80}),
+        Event("p-2", "lead-ü", "lead.scored", t0 + timedelta(seconds=1), "hubspot", {"score": 80, "fit": "good"}),
+        Event("p-3", "lead-ü", "lead.assigned", t0 + timedelta(days=3), "crm", {"owner": "ana", "team": "emea"}),
+        Event("p-4", "lead-ü", "lead.information_qualified", t0 + timedelta(days=4), "crm", {}),
+        Event("p-5" + "5" * 70, "other" * 20, "lead.accepted", datetime(1969, 7, 20, tzinfo=UTC), "crm",
+              {"owner": "bo"}),
+        Event("p-6", "third", "deal.won", datetime(2300, 1, 1, 0, 0, 0, 1, tzinfo=UTC), "crm", {"revenue": 1}),
+    ]
+
+
+def _decoder_probe_agrees(decoder: EnvelopeDecoder) -> bool:
+    codec = decoder.codec
+    try:
+        for event in _probe_events():
+            message = codec.encode(event_to_avro(event))
+            got = decoder.read(message)
+            envelope = codec.decode(message)
+            if got is None or got[0] != event_from_avro(envelope) or envelope_record(*got) != envelope:
+                return False
+    except (AvroCodecError, *_UNREADABLE):
+        return False
+    return True
+
+
+def _encoder_probe_agrees(encoder: LifecycleEncoder, in_codec: AvroCodec) -> bool:
+    from services.lifecycle.batch import lifecycle_record
+    from services.lifecycle.domain import run_log
+
+    try:
+        events = _probe_events()
+        messages = {e.event_id: in_codec.encode(event_to_avro(e)) for e in events}
+        for t in run_log(events):
+            message = messages[t.event_id]
+            envelope = in_codec.decode(message)
+            if encoder.splice(t, message) != encoder.codec.encode(lifecycle_record(t, envelope)):
+                return False
+    except (AvroCodecError, *_UNREADABLE):
+        return False
+    return True

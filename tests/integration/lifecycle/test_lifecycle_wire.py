@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from services.common.avro_codec import AvroCodec, AvroCodecError, event_to_avro
 from services.common.envelope import Event
-from services.lifecycle.batch import decode_record, jsonb_text, lifecycle_record
+from services.lifecycle.batch import PartitionInput, decode_record, jsonb_text, lifecycle_record, plan_round
 from services.lifecycle.domain import run_log
 from services.lifecycle.synthetic import START, lead_stream
-from services.lifecycle.wire import EnvelopeDecoder, LifecycleEncoder
+from services.lifecycle.wire import FLOAT_EXACT_US, UTC, EnvelopeDecoder, LifecycleEncoder
 
 IN = AvroCodec("event_envelope")
 OUT = AvroCodec("lifecycle_record")
@@ -75,3 +75,84 @@ def test_payloads_postgres_jsonb_would_refuse_are_cleaned_for_the_store_only():
     assert jsonb_text('{"a":"x\\u0000y"}') == '{"a":"x\ufffdy"}'
     assert jsonb_text('{"a":"\\ud800"}') == '{"a":"\ufffd"}'
     assert jsonb_text('{"a":"\\ud83d\\ude00"}') == '{"a":"\U0001F600"}'  # a valid pair survives
+
+
+def _edge_messages() -> list[bytes]:
+    """Messages every branch of the fast reader meets, and some it must leave to the codec."""
+    t0 = datetime(2026, 11, 2, 8, 0, 0, 250_000, tzinfo=timezone.utc)
+    events = [
+        Event("e1", "lead-1", "lead.created", t0, "website", {"channel": "website", "segment": "smb"}),
+        Event("e1", "lead-1", "lead.scored", t0, "hubspot", {"score": 5, "fit": "poor"}),          # duplicate id
+        Event("e2", "L" * 70, "lead.created", t0, "website", {}),                                  # 2-byte length
+        Event("e3", "lead-1", "lead.scored", datetime(1969, 7, 20, 20, 17, tzinfo=timezone.utc), "hubspot",
+              {"score": 50, "fit": "good"}),                                                       # before 1970
+        Event("e4", "lead-1", "lead.activity", t0, "hubspot", {"kind": "download", "blob": "x" * 9000}),
+        Event("e5", "lead-ü", "lead.assigned", t0 + timedelta(days=1), "crm", {"owner": "Zoë", "team": "ñ"}),
+        Event("e6", "lead-2", "deal.won", datetime(2300, 1, 1, tzinfo=timezone.utc), "crm", {"revenue": 1}),
+        Event("e7", "lead-3", "lead.created", datetime(1970, 1, 1, tzinfo=timezone.utc), "crm", {}),   # time 0
+        Event("", "lead-4", "lead.created", t0, "crm", {}),                                        # empty id
+        Event("e8", "lead-\x00", "lead.created", t0, "crm", {}),                                   # NUL in an id
+        Event("e9", "lead-5", "lead.created", t0, "cr\x00m", {}),
+        Event("e10", "lead-6", "lead.created", t0, "crm", {"note": "a\x00b", "deep": [[[1]]]}),
+    ]
+    messages = [IN.encode(event_to_avro(e)) for e in events]
+    bad_json = IN.encode({**event_to_avro(events[0]), "event_id": "e11", "payload_json": '{"a": '})
+    not_object = IN.encode({**event_to_avro(events[0]), "event_id": "e12", "payload_json": " [1, 2] "})
+    message = messages[0]
+    return messages + [bad_json, not_object, message[:-3], message + b"\x00", message[:2] + bytes(8) + message[10:],
+                       b"", b"\xc3\x01"]
+
+
+def _reference_record(offset, message):
+    """decode_record through the codec alone (an AvroCodec has no fast reader)."""
+    return decode_record(IN, offset, b"k", message)
+
+
+@pytest.mark.parametrize("events", [lead_stream(300, seed=4), _odd_events(300)], ids=["synthetic", "odd"])
+def test_decode_record_fast_path_equals_the_codec_path(events):
+    decoder = EnvelopeDecoder(IN)
+    assert decoder.fast
+    messages = [IN.encode(event_to_avro(e)) for e in events] + _edge_messages()
+    assert all(decoder.read(m) is not None for m in messages[:len(events)])   # the fast reader took them
+    for i, m in enumerate(messages):
+        fast, ref = decode_record(decoder, i, b"k", m), _reference_record(i, m)
+        assert (fast.offset, fast.key, fast.value, fast.error) == (ref.offset, ref.key, ref.value, ref.error)
+        assert fast.event == ref.event
+        assert fast.envelope == ref.envelope
+        assert fast.payload_json == ref.payload_json
+        if ref.event is not None:
+            assert type(fast.event.payload) is type(ref.event.payload)
+            assert fast.event.occurred_at.tzinfo is not None and fast.event.occurred_at.utcoffset() == timedelta(0)
+
+
+def test_plan_round_with_the_wire_paths_equals_the_codec_paths():
+    class CodecEncoder:   # what the service did without wire.py
+        @staticmethod
+        def encode(t, envelope, _message):
+            return OUT.encode(lifecycle_record(t, envelope))
+
+    messages = [IN.encode(event_to_avro(e)) for e in lead_stream(400, seed=8)] + _edge_messages()
+    plans = []
+    for decoder, encoder in ((EnvelopeDecoder(IN), LifecycleEncoder(OUT, IN)), (IN, CodecEncoder())):
+        decoded = [decode_record(decoder, i, b"k", m) for i, m in enumerate(messages)]
+        plans.append(plan_round("leadflow.events", [PartitionInput(0, 0, decoded)], {}, {"e5"}, encoder))
+    fast, ref = plans
+    assert fast.parts == ref.parts      # offsets and the published (key, record) pairs
+    assert fast.event_rows == ref.event_rows
+    assert fast.duplicate_rows == ref.duplicate_rows
+    assert fast.unreadable_rows == ref.unreadable_rows
+    assert fast.leads == ref.leads
+    assert (fast.applied_by_type, fast.ignored_by_reason, fast.stage_changes, fast.rejection_reasons,
+            fast.duplicates) == (ref.applied_by_type, ref.ignored_by_reason, ref.stage_changes,
+                                 ref.rejection_reasons, ref.duplicates)
+
+
+def test_fromtimestamp_route_is_exact_for_microsecond_times():
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    rng = random.Random(1)
+    year_2242 = (datetime(2242, 1, 1, tzinfo=timezone.utc) - epoch) // timedelta(microseconds=1)
+    assert year_2242 < FLOAT_EXACT_US
+    samples = [rng.randrange(0, year_2242) for _ in range(20000)] + [0, 1, 999_999, year_2242 - 1]
+    samples += [s - s % 1_000_000 + 999_999 for s in samples[:2000]]   # the last microsecond of a second
+    for us in samples:
+        assert datetime.fromtimestamp(us / 1e6, UTC) == epoch + timedelta(microseconds=us), us
