@@ -2,11 +2,14 @@
 each event to its lead (`apply_event` with event_id dedup), encode the leadflow.lifecycle record.
 
 Three ways of doing the same work, which must give the same bytes:
-- `service`: what services/lifecycle runs per event (wire.EnvelopeDecoder, event_from_avro,
-  the domain, wire.LifecycleEncoder). This is the headline `core_events_per_s`.
+- `service`: what services/lifecycle runs per event: `batch.decode_record` with its
+  `wire.EnvelopeDecoder` (a `Decoded` per record), the domain, and the lifecycle record as
+  `batch.plan_round` makes it (`wire.LifecycleEncoder.splice`, else `encode`). This is the
+  headline `core_events_per_s`.
 - `codec`: the general-purpose path (AvroCodec/fastavro both ways), what replay or a Faust user
   with the codec would write.
-- `batch`: the benchmark's prototype of the proposed optimisations (services/bench/fastcore.py).
+- `batch`: the same wire reader and splice in one loop with no per-record objects
+  (services/bench/fastcore.py): what the service's per-record structure costs.
 
 Rates are events per second of CPU time of this one process (`time.process_time`), the best of a
 few repeats: on a shared machine, wall time also counts the time other programs held the core.
@@ -23,24 +26,27 @@ from typing import Any, Callable, Sequence
 
 from services.bench.fastcore import ABLATIONS, BatchCore
 from services.common.avro_codec import AvroCodec, event_from_avro
-from services.lifecycle.batch import lifecycle_record
+from services.lifecycle.batch import Decoded, decode_record, lifecycle_record
 from services.lifecycle.domain import LeadLog
+from services.lifecycle.wire import EnvelopeDecoder, LifecycleEncoder
 
 
 def service_codec(in_codec: AvroCodec, out_codec: AvroCodec) -> tuple[str, Callable, Callable]:
-    """(name, decode(message) -> envelope, encode(transition, envelope, message) -> bytes) as the
-    lifecycle service in this tree does it: its wire fast paths when it has them
-    (services/lifecycle/wire.py), else the Avro codec both ways."""
-    try:
-        from services.lifecycle.wire import EnvelopeDecoder, LifecycleEncoder
-    except ImportError:
-        encode_record = out_codec.encode
+    """(name, decode(offset, message) -> Decoded, encode(transition, Decoded) -> bytes) as the
+    lifecycle service in this tree does it: `batch.decode_record` with its wire decoder, and the
+    lifecycle record as `batch.plan_round` makes it."""
+    decoder = EnvelopeDecoder(in_codec)
+    encoder = LifecycleEncoder(out_codec, in_codec)
+    splice, encode_record = encoder.splice, encoder.encode
 
-        def encode(t, envelope, _message):
-            return encode_record(lifecycle_record(t, envelope))
+    def decode(offset: int, message: bytes) -> Decoded:
+        return decode_record(decoder, offset, None, message)
 
-        return "codec", in_codec.decode, encode
-    return "wire", EnvelopeDecoder(in_codec).decode, LifecycleEncoder(out_codec, in_codec).encode
+    def encode(t, d: Decoded) -> bytes:
+        value = d.value
+        return splice(t, value) or encode_record(t, d.envelope, value)
+
+    return ("wire" if decoder.fast and encoder.fast else "codec"), decode, encode
 
 
 def make_variants(in_codec: AvroCodec, out_codec: AvroCodec) -> dict[str, Callable[[Sequence[bytes]], list[bytes]]]:
@@ -50,11 +56,11 @@ def make_variants(in_codec: AvroCodec, out_codec: AvroCodec) -> dict[str, Callab
         apply = log.apply
         out = []
         append = out.append
-        for message in messages:
-            envelope = decode(message)
-            t = apply(event_from_avro(envelope))
+        for offset, message in enumerate(messages):
+            d = decode(offset, message)
+            t = apply(d.event)
             if t.version is not None:
-                append(encode(t, envelope, message))
+                append(encode(t, d))
         return out
 
     def codec(messages: Sequence[bytes]) -> list[bytes]:
@@ -83,8 +89,8 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
 
 
 def ablation(messages: Sequence[bytes], in_codec: AvroCodec, out_codec: AvroCodec, repeats: int) -> dict[str, Any]:
-    """CPU microseconds per event of the batch prototype with each optimisation turned off in turn
-    (runs interleaved, best of `repeats`): the gain of each proposed change, measured."""
+    """CPU microseconds per event of the batch loop with each ablation (ABLATIONS) in turn (runs
+    interleaved, best of `repeats`): what the domain costs beside decoding and encoding."""
     names = ["all on", *ABLATIONS]
     best = {name: float("inf") for name in names}
     for _ in range(repeats):
@@ -102,19 +108,18 @@ def stage_breakdown(messages: Sequence[bytes], in_codec: AvroCodec, out_codec: A
     """CPU microseconds per event of each step of the service path, timed one step at a time."""
     n = len(messages)
     _name, decode, encode = service_codec(in_codec, out_codec)
-    cpu, _w, envelopes = _timed(lambda: [decode(m) for m in messages])
-    out = {"decode_avro": cpu}
-    cpu, _w, events = _timed(lambda: [event_from_avro(e) for e in envelopes])
-    out["event_from_avro"] = cpu
+    cpu, _w, decoded = _timed(lambda: [decode(i, m) for i, m in enumerate(messages)])
+    out = {"decode_record": cpu}
     log = LeadLog()
-    cpu, _w, transitions = _timed(lambda: [log.apply(e) for e in events])
+    cpu, _w, transitions = _timed(lambda: [log.apply(d.event) for d in decoded])
     out["apply_event_with_dedup"] = cpu
-    cpu, _w, _ = _timed(lambda: [encode(t, e, m) for t, e, m in zip(transitions, envelopes, messages)
-                                 if t.version is not None])
+    cpu, _w, _ = _timed(lambda: [encode(t, d) for t, d in zip(transitions, decoded) if t.version is not None])
     out["encode_lifecycle_record"] = cpu
     codec_decode = in_codec.decode
-    cpu, _w, _ = _timed(lambda: [codec_decode(m) for m in messages])
+    cpu, _w, envelopes = _timed(lambda: [codec_decode(m) for m in messages])
     out["fastavro_decode (codec path)"] = cpu
+    cpu, _w, _ = _timed(lambda: [event_from_avro(e) for e in envelopes])
+    out["event_from_avro (codec path)"] = cpu
     codec_encode = out_codec.encode
     cpu, _w, _ = _timed(lambda: [codec_encode(lifecycle_record(t, e)) for t, e in zip(transitions, envelopes)
                                  if t.version is not None])
