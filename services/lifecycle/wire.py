@@ -63,8 +63,10 @@ _new_event = fast_constructor(Event)
 # Two varint bytes as one little-endian 16-bit word -> their 14 payload bits.
 _WORDS = struct.Struct("<4H")
 _SEVEN_BITS_PAIRS: tuple[int, ...] = tuple((w & 0x7F) | ((w >> 8) & 0x7F) << 7 for w in range(1 << 16))
-# What a fast path may raise on a message it cannot read; the codec then decodes or explains.
-_UNREADABLE = (IndexError, ValueError, UnicodeDecodeError, OverflowError, struct.error, RecursionError)
+# What the fast reader may raise on a message it cannot read (or a value that is not bytes); the
+# codec then decodes or explains.
+_UNREADABLE = (IndexError, ValueError, UnicodeDecodeError, OverflowError, struct.error, RecursionError,
+               TypeError, AttributeError)
 
 
 def _long(n: int) -> bytes:
@@ -201,9 +203,9 @@ def _make_reader(header: bytes, intern_limit: int) -> Callable[[bytes], tuple[Ev
     def read(m: bytes) -> tuple[Event, str] | None:
         # event_envelope: event_id, lead_id, type, occurred_at, source, payload_json. A NUL byte
         # after the header is rare (a NUL in a string, an empty string, the time 0): the codec's path.
-        if m[:HEADER_LEN] != header or m.find(b"\x00", HEADER_LEN) >= 0:
-            return None
         try:
+            if m[:HEADER_LEN] != header or m.find(b"\x00", HEADER_LEN) >= 0:
+                return None
             n0 = m[10]
             p1 = 11 + (n0 >> 1)
             n1 = m[p1]
@@ -324,7 +326,7 @@ class LifecycleEncoder:
         o_enc = _OptEncoded()
         versions = _Versions()
         join = b"".join
-        unreadable = _UNREADABLE
+        unreadable = (IndexError, ValueError)   # a message the splice cannot walk: the codec encodes
 
         def splice(t: Transition, m: bytes | None) -> bytes | None:
             """The record of `t` from `m`, the input message of t's event (its lead_id and

@@ -156,3 +156,11 @@ def test_fromtimestamp_route_is_exact_for_microsecond_times():
     samples += [s - s % 1_000_000 + 999_999 for s in samples[:2000]]   # the last microsecond of a second
     for us in samples:
         assert datetime.fromtimestamp(us / 1e6, UTC) == epoch + timedelta(microseconds=us), us
+
+
+def test_a_value_that_is_not_bytes_is_read_as_the_codec_reads_it():
+    decoder = EnvelopeDecoder(IN)
+    message = IN.encode(event_to_avro(lead_stream(1, seed=3)[0]))
+    for value in (memoryview(message), bytearray(message)):
+        fast, ref = decode_record(decoder, 0, None, value), _reference_record(0, value)
+        assert (fast.event, fast.envelope, fast.error) == (ref.event, ref.envelope, ref.error)
