@@ -116,7 +116,7 @@ class _ClockQueue:
     COMPACT_MIN = 256  # stale entries below this are left for the front to drop
 
     def __init__(self, qualifies: Callable[[Clock], bool]) -> None:
-        self._heap: list[tuple[datetime, int, Clock]] = []
+        self._heap: list[tuple[datetime, datetime, tuple, int, Clock]] = []
         self._seq = itertools.count()
         self._stale = 0
         self._qualifies = qualifies
@@ -125,12 +125,14 @@ class _ClockQueue:
         return len(self._heap)
 
     def push(self, at: datetime, clock: Clock) -> None:
-        heapq.heappush(self._heap, (at, next(self._seq), clock))
+        # Ties at the same time go by start time, then key: an order that depends only on the
+        # clocks, so an engine restored from a snapshot emits exactly what an uninterrupted one does.
+        heapq.heappush(self._heap, (at, clock.started_at, clock.key, next(self._seq), clock))
 
     def went_stale(self) -> None:
         self._stale += 1
         if self._stale >= self.COMPACT_MIN and 2 * self._stale > len(self._heap):
-            self._heap = [entry for entry in self._heap if self._qualifies(entry[2])]
+            self._heap = [entry for entry in self._heap if self._qualifies(entry[-1])]
             heapq.heapify(self._heap)
             self._stale = 0
 
@@ -138,7 +140,7 @@ class _ClockQueue:
         """Remove and return, in time order, the qualifying clocks queued strictly before `now`."""
         heap, out = self._heap, []
         while heap and heap[0][0] < now:
-            clock = heapq.heappop(heap)[2]
+            clock = heapq.heappop(heap)[-1]
             if self._qualifies(clock):
                 out.append(clock)
             elif self._stale:
@@ -148,7 +150,7 @@ class _ClockQueue:
     def first(self) -> datetime | None:
         """The earliest time of a qualifying clock (stale entries in front are dropped)."""
         heap = self._heap
-        while heap and not self._qualifies(heap[0][2]):
+        while heap and not self._qualifies(heap[0][-1]):
             heapq.heappop(heap)
             if self._stale:
                 self._stale -= 1

@@ -171,3 +171,21 @@ def test_replay_outcomes_defaults_until_to_the_largest_event_time():
     lines = replay_outcomes(POLICY, items)
     assert [(line["sla"], line["outcome"]) for line in lines] == [("speed_to_lead", "breached")]
     assert replay_outcomes(POLICY, []) == []
+
+
+def test_clocks_due_at_the_same_time_breach_in_the_same_order_after_a_restore():
+    # L0 arrives first in the log but started a minute after L1: both are due Wednesday 17:00.
+    policy = load_policy()
+    log = [
+        transition("lead.assigned", berlin(2026, 10, 26, 7, 0), "L0", stage="new", event_id="e0", owner="o", team="t"),
+        transition("lead.assigned", berlin(2026, 10, 26, 6, 59), "L1", stage="new", event_id="e1", owner="o", team="t"),
+    ]
+    uninterrupted = SlaEngine(policy, keep_history=False)
+    for t in log:
+        uninterrupted.observe(t)
+    restored = SlaEngine.restore(policy, json.loads(json.dumps(uninterrupted.snapshot())), keep_history=False)
+    late = berlin(2026, 10, 29, 9, 0)
+    order = lambda engine: [(e.kind, e.key) for e in engine.advance(late) if e.kind == "breached"]
+    expected = order(uninterrupted)
+    assert [key[1] for _, key in expected if key[0] == "sales_acceptance"] == ["L1", "L0"]  # by start time
+    assert order(restored) == expected
