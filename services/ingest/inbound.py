@@ -146,8 +146,8 @@ class InboundConsumer:
         except BaseException:
             try:
                 await asyncio.wait_for(consumer.stop(), 10)
-            except Exception:  # noqa: BLE001
-                pass
+            except Exception:  # noqa: BLE001 - the start failure is what gets raised
+                log.warning("inbound: stopping the consumer after a failed start failed too", exc_info=True)
             raise
         consumer.subscribe([self.input_topic], listener=RebalanceDelegate(self))
         self.consumer = consumer
@@ -300,8 +300,8 @@ class InboundConsumer:
             part.retry_at = time.monotonic() + (self.options.fenced_backoff_s if fenced else self.options.retry_backoff_s)
             try:
                 self.consumer.pause(part.tp)
-            except Exception:  # noqa: BLE001
-                pass
+            except Exception:  # noqa: BLE001 - revoked meanwhile: nothing left to pause
+                log.debug("inbound partition %d: pause failed", part.tp.partition, exc_info=True)
             return
         part.next_offset = next_offset
         m = self.metrics
@@ -331,8 +331,8 @@ class InboundConsumer:
         if offsets:
             try:
                 self.metrics.lag.update(self.consumer, offsets)
-            except Exception:  # noqa: BLE001 - a partition revoked meanwhile
-                pass
+            except Exception:  # noqa: BLE001 - a partition revoked meanwhile; the next round sets it
+                log.debug("inbound: lag update skipped", exc_info=True)
 
 
 async def _abort_quietly(producer: AIOKafkaProducer) -> None:
@@ -342,7 +342,7 @@ async def _abort_quietly(producer: AIOKafkaProducer) -> None:
     try:
         await asyncio.wait_for(producer.abort_transaction(), 10)
     except Exception:  # noqa: BLE001 - the next owner of the transactional id aborts it anyway
-        pass
+        log.warning("inbound: aborting a transaction failed; its next owner will abort it", exc_info=True)
 
 
 async def _stop_producer(producer: AIOKafkaProducer) -> None:

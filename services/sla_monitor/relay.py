@@ -104,7 +104,7 @@ class OutboxRelay:
             try:
                 await asyncio.wait_for(producer.stop(), 15)
             except Exception:  # noqa: BLE001 - closing a broken producer; a new one fences it anyway
-                pass
+                log.warning("relay: stopping the producer failed", exc_info=True)
 
     async def publish_pending(self) -> int:
         """Publish every outbox row after the position, in transactions of up to `batch` rows.

@@ -266,8 +266,8 @@ class SlaMonitor:
         if self._lock_conn is not None:
             try:
                 await self._lock_conn.close()  # releases the writer lock
-            except Exception:  # noqa: BLE001
-                pass
+            except Exception:  # noqa: BLE001 - a closed connection releases its advisory lock anyway
+                log.warning("closing the writer-lock connection failed", exc_info=True)
             self._lock_conn = None
 
     # --- input ------------------------------------------------------------------------------
