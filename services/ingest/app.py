@@ -154,11 +154,14 @@ class IngestService:
             try:
                 await asyncio.wait_for(asyncio.shield(self._inbound_task), 45)
             except (asyncio.TimeoutError, Exception):  # noqa: BLE001
+                log.warning("the inbound consumer did not stop cleanly; cancelling it", exc_info=True)
                 self._inbound_task.cancel()
                 try:
                     await self._inbound_task
-                except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                    pass
+                except asyncio.CancelledError:
+                    pass  # what cancel() asked for
+                except Exception:  # noqa: BLE001 - shutting down: report, then go on closing
+                    log.warning("the inbound consumer failed while cancelled", exc_info=True)
         await self.publisher.close()
 
     # --- handlers -------------------------------------------------------------------------------

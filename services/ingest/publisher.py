@@ -147,8 +147,10 @@ class HttpPublisher:
             self._task.cancel()
             try:
                 await self._task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+            except asyncio.CancelledError:
+                pass  # what cancel() asked for
+            except Exception:  # noqa: BLE001 - shutting down: report, then go on closing
+                log.warning("the producer's reconnect task had failed", exc_info=True)
         producer, self._producer = self._producer, None
         if producer is not None:
             await _stop_quietly(producer, self.request_timeout_ms / 1000 + 5)
