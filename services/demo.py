@@ -17,6 +17,7 @@ from rich.table import Table
 
 from services.bench.traffic import generate_events
 from services.common.config import Settings, load_settings
+from services.lifecycle.domain import STAGES
 from services.stack.local_stack import LocalStack
 from services.stack.process import StackError
 from services.stack.service_processes import ServiceProcesses
@@ -70,9 +71,8 @@ async def _funnel(settings: Settings) -> list[tuple[str, int]]:
         rows = await conn.fetch("SELECT stage, count(*) AS leads FROM leads GROUP BY stage")
     finally:
         await conn.close()
-    order = ["new", "iql", "mql", "sal", "sql", "opportunity", "customer", "rejected", "recycled", "lost", "disqualified"]
     counts = {r["stage"]: r["leads"] for r in rows}
-    return [(stage, counts.get(stage, 0)) for stage in order]
+    return [(stage, counts.get(stage, 0)) for stage in STAGES]
 
 
 async def _run(settings: Settings, leads: int, console: Console) -> None:

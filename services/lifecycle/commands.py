@@ -15,9 +15,9 @@ import click
 
 from services.common.config import Settings, load_settings
 from services.common.timefmt import format_utc, parse_rfc3339
+from services.lifecycle.domain import STAGES
 
-STAGE_ORDER = ("new", "iql", "mql", "sal", "sql", "opportunity", "customer",
-               "rejected", "recycled", "lost", "disqualified")
+STAGE_ORDER = STAGES  # main path, then off the path: the domain's one list
 
 
 # --- helpers ----------------------------------------------------------------------------------------------
@@ -179,7 +179,7 @@ def _print_lead(lead_id: str, report: dict[str, Any]) -> None:
         console.print("Owners: " + "; ".join(
             f"{o['owner'] or '-'} / {o['team'] or '-'} from {_time(o['from'])} (v{o['version']})" for o in report["owners"]))
     if report["duplicates"]:
-        console.print(f"Duplicates refused: " + ", ".join(
+        console.print("Duplicates refused: " + ", ".join(
             f"{d['event_id']} ({d['type']}, partition {d['kafka_partition']} offset {d['kafka_offset']})"
             for d in report["duplicates"]))
 
