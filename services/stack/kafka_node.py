@@ -141,7 +141,7 @@ class KafkaNode:
             if fmt.returncode != 0:
                 raise StackError(f"Kafka: formatting the KRaft storage failed:\n{fmt.stdout}{fmt.stderr}")
         argv = [
-            java, f"-Xms256m", f"-Xmx{self.heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            java, "-Xms256m", f"-Xmx{self.heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={LOG4J}", f"-Dkafka.logs.dir={self.home}",
             "-cp", cp, "kafka.Kafka", str(config),
         ]

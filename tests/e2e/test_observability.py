@@ -14,7 +14,6 @@ import json
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import aiohttp
 import pytest

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import asyncpg
 import pytest
 from aiokafka import TopicPartition
 

@@ -20,7 +20,7 @@ import pytest
 from services.bench.traffic import OWNERS, generate_events
 from services.common.envelope import parse_event
 from services.lifecycle.domain import run_log
-from services.sla_monitor.domain import SlaEngine, load_policy, parse_policy
+from services.sla_monitor.domain import SlaEngine, parse_policy
 from services.sla_monitor.domain.engine import _ClockQueue
 
 EVENTS = 200_000
