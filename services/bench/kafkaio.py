@@ -9,10 +9,9 @@ from typing import Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.partitioner import murmur2
 
 from services.common.config import Settings
-from services.common.kafka import make_producer
+from services.common.kafka import make_producer, send_batched
 
 
 async def produce_records(settings: Settings, topic: str, records: Sequence[tuple[bytes, bytes]]) -> int:
@@ -21,22 +20,8 @@ async def produce_records(settings: Settings, topic: str, records: Sequence[tupl
     producer = make_producer(settings, linger_ms=20)
     await producer.start()
     try:
-        partitions = sorted(await producer.partitions_for(topic))
-        count = len(partitions)
-        builders: dict[int, object] = {}
-        futures = []
-        for key, value in records:
-            p = partitions[(murmur2(key) & 0x7FFFFFFF) % count]
-            builder = builders.get(p)
-            if builder is None:
-                builder = builders[p] = producer.create_batch()
-            if builder.append(key=key, value=value, timestamp=None) is None:
-                futures.append(await producer.send_batch(builder, topic, partition=p))
-                builder = builders[p] = producer.create_batch()
-                builder.append(key=key, value=value, timestamp=None)
-        for p, builder in builders.items():
-            if builder.record_count():
-                futures.append(await producer.send_batch(builder, topic, partition=p))
+        futures: list = []
+        await send_batched(producer, topic, records, len(await producer.partitions_for(topic)), futures)
         await asyncio.gather(*futures)
     finally:
         await producer.stop()

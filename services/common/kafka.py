@@ -2,11 +2,13 @@
 settings every leadflow client needs (acks=all, idempotence, read_committed, manual commits)."""
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.partitioner import murmur2
 
 from services.common.config import Settings
 
@@ -92,3 +94,35 @@ class RebalanceDelegate(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned):
         await self.owner._on_assigned(assigned)
+
+
+@lru_cache(maxsize=262144)
+def _key_hash(key: bytes) -> int:
+    return murmur2(key) & 0x7FFFFFFF
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The Java client's (and aiokafka's) default partitioner, memoised per key."""
+    return _key_hash(key) % partitions
+
+
+async def send_batched(producer: AIOKafkaProducer, topic: str, records: Iterable[tuple[bytes, bytes]],
+                       partitions: int, futures: list) -> None:
+    """Send (key, value) records in whole batches per partition, partitioned by key like every
+    leadflow producer, in order per partition: one `send_batch` per full batch instead of one
+    `send` per record. Each batch's delivery future is appended to `futures` (the caller awaits
+    them, inside or outside a transaction)."""
+    builders: dict[int, object] = {}
+    for key, value in records:
+        p = partition_for(key, partitions)
+        builder = builders.get(p)
+        if builder is None:
+            builder = builders[p] = producer.create_batch()
+        if builder.append(key=key, value=value, timestamp=None) is None:
+            futures.append(await producer.send_batch(builder, topic, partition=p))
+            builder = builders[p] = producer.create_batch()
+            if builder.append(key=key, value=value, timestamp=None) is None:
+                raise ValueError(f"a record of {len(value)} bytes for {topic} does not fit an empty batch")
+    for p, builder in builders.items():
+        if builder.record_count():
+            futures.append(await producer.send_batch(builder, topic, partition=p))

@@ -11,16 +11,14 @@ therefore means "published up to", exactly as the records on the topic do.
 from __future__ import annotations
 
 import asyncio
-from functools import lru_cache
 from typing import Sequence
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import InvalidProducerEpoch, ProducerFenced
 from aiokafka.producer.transaction_manager import TransactionState
-from aiokafka.partitioner import murmur2
 
 from services.common.config import Settings
-from services.common.kafka import make_producer
+from services.common.kafka import make_producer, send_batched
 
 # Errors that mean "a newer producer owns this transactional id": this instance lost the partition.
 FENCED_ERRORS = (ProducerFenced, InvalidProducerEpoch)
@@ -33,16 +31,6 @@ def _retrieve(fut: asyncio.Future) -> None:
 
 def transactional_id(input_topic: str, partition: int) -> str:
     return f"leadflow-lifecycle-{input_topic}-{partition}"
-
-
-@lru_cache(maxsize=262144)
-def _hash(key: bytes) -> int:
-    return murmur2(key) & 0x7FFFFFFF
-
-
-def partition_for(key: bytes, partitions: int) -> int:
-    """The Java client's (and aiokafka's) default partitioner, memoised per key."""
-    return _hash(key) % partitions
 
 
 class PartitionPublisher:
@@ -88,21 +76,7 @@ class PartitionPublisher:
         futures: list[asyncio.Future] = []
         try:
             if records:
-                n = self._partitions
-                builders: dict[int, object] = {}
-                topic = self.output_topic
-                for key, value in records:
-                    p = _hash(key) % n
-                    builder = builders.get(p)
-                    if builder is None:
-                        builder = builders[p] = producer.create_batch()
-                    if builder.append(key=key, value=value, timestamp=None) is None:
-                        futures.append(await producer.send_batch(builder, topic, partition=p))
-                        builder = builders[p] = producer.create_batch()
-                        if builder.append(key=key, value=value, timestamp=None) is None:
-                            raise ValueError(f"a lifecycle record of {len(value)} bytes does not fit a batch")
-                for p, builder in builders.items():
-                    futures.append(await producer.send_batch(builder, topic, partition=p))
+                await send_batched(producer, self.output_topic, records, self._partitions, futures)
             await producer.send_offsets_to_transaction({self.input_tp: next_offset}, self.group_id)
             if futures:
                 await asyncio.gather(*futures)

@@ -113,10 +113,8 @@ def lead_stream(n_leads: int, *, seed: int = 1, duplicate_share: float = 0.01, p
 async def produce_events(settings, events: Iterable[Event], *, topic: str | None = None) -> int:
     """Write events to leadflow.events (Avro single-object, key lead_id), in order per lead.
     Returns how many were written."""
-    from aiokafka.partitioner import murmur2
-
     from services.common.avro_codec import AvroCodec, event_to_avro
-    from services.common.kafka import lead_key, make_producer
+    from services.common.kafka import lead_key, make_producer, send_batched
 
     topic = topic or settings.topics.events
     codec = AvroCodec("event_envelope")
@@ -124,24 +122,10 @@ async def produce_events(settings, events: Iterable[Event], *, topic: str | None
     await producer.start()
     n = 0
     try:
-        partitions = sorted(await producer.partitions_for(topic))
-        builders: dict[int, object] = {}
-        futures = []
-        for event in events:
-            key = lead_key(event.lead_id)
-            p = partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
-            value = codec.encode(event_to_avro(event))
-            builder = builders.get(p)
-            if builder is None:
-                builder = builders[p] = producer.create_batch()
-            if builder.append(key=key, value=value, timestamp=None) is None:
-                futures.append(await producer.send_batch(builder, topic, partition=p))
-                builder = builders[p] = producer.create_batch()
-                builder.append(key=key, value=value, timestamp=None)
-            n += 1
-        for p, builder in builders.items():
-            if builder.record_count():
-                futures.append(await producer.send_batch(builder, topic, partition=p))
+        records = [(lead_key(event.lead_id), codec.encode(event_to_avro(event))) for event in events]
+        n = len(records)
+        futures: list = []
+        await send_batched(producer, topic, records, len(await producer.partitions_for(topic)), futures)
         for fut in futures:
             await fut
     finally:

@@ -155,24 +155,29 @@ class _Versions(dict):
         return enc
 
 
+def _read_long(m: bytes, pos: int) -> tuple[int, int]:
+    """The zig-zag varint (Avro long) at `pos`, and the position after it."""
+    b = m[pos]
+    pos += 1
+    n = b & 0x7F
+    shift = 7
+    while b & 0x80:
+        b = m[pos]
+        pos += 1
+        n |= (b & 0x7F) << shift
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
+    return (n >> 1) ^ -(n & 1), pos
+
+
 def _decode_body(m: bytes) -> tuple[str, str, str, datetime, str, str]:
     """The general reader of an event_envelope body (any string length, any time): a varint loop
     per field. Raises on anything that is not exactly one record of the current layout."""
     pos = HEADER_LEN
     values: list[Any] = []
     for i in range(6):
-        b = m[pos]
-        pos += 1
-        n = b & 0x7F
-        shift = 7
-        while b & 0x80:
-            b = m[pos]
-            pos += 1
-            n |= (b & 0x7F) << shift
-            shift += 7
-            if shift > 63:
-                raise ValueError("varint too long")
-        n = (n >> 1) ^ -(n & 1)
+        n, pos = _read_long(m, pos)
         if i == 3:
             values.append(EPOCH + timedelta(microseconds=n))
             continue
@@ -365,18 +370,7 @@ class LifecycleEncoder:
 
 def _skip_string(m: bytes, pos: int) -> int:
     """The position after the Avro string at `pos`."""
-    b = m[pos]
-    pos += 1
-    n = b & 0x7F
-    shift = 7
-    while b & 0x80:
-        b = m[pos]
-        pos += 1
-        n |= (b & 0x7F) << shift
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint too long")
-    n = (n >> 1) ^ -(n & 1)
+    n, pos = _read_long(m, pos)
     if n < 0 or pos + n > len(m):
         raise ValueError("bad string length")
     return pos + n
