@@ -51,16 +51,20 @@ def service_codec(in_codec: AvroCodec, out_codec: AvroCodec) -> tuple[str, Calla
 
 def make_variants(in_codec: AvroCodec, out_codec: AvroCodec) -> dict[str, Callable[[Sequence[bytes]], list[bytes]]]:
     def service(messages: Sequence[bytes]) -> list[bytes]:
+        # Per record what service._plan (decode_record) and batch.plan_round (the splice, else
+        # encode with the envelope) call, inline as they have it; the domain step is LeadLog.apply.
         log = LeadLog()
-        _name, decode, encode = service_codec(in_codec, out_codec)
-        apply = log.apply
+        decoder = EnvelopeDecoder(in_codec)
+        encoder = LifecycleEncoder(out_codec, in_codec)
+        splice, encode_record, decode, apply = encoder.splice, encoder.encode, decode_record, log.apply
         out = []
         append = out.append
         for offset, message in enumerate(messages):
-            d = decode(offset, message)
+            d = decode(decoder, offset, None, message)
             t = apply(d.event)
             if t.version is not None:
-                append(encode(t, d))
+                value = d.value
+                append(splice(t, value) or encode_record(t, d.envelope, value))
         return out
 
     def codec(messages: Sequence[bytes]) -> list[bytes]:

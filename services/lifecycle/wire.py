@@ -39,7 +39,7 @@ from services.common.avro_codec import (
 )
 from services.common.envelope import Event
 from services.lifecycle.domain import Transition
-from services.lifecycle.domain.frozen_build import fast_constructor
+from services.lifecycle.domain.frozen_build import draft_class, fast_constructor
 
 log = logging.getLogger("leadflow.lifecycle")
 
@@ -60,6 +60,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Microsecond times in [0, this) are exact through a float (see the module doc): until 2242.
 FLOAT_EXACT_US = 1 << 53
 _new_event = fast_constructor(Event)
+_EventDraft = draft_class(Event)
 # Two varint bytes as one little-endian 16-bit word -> their 14 payload bits.
 _WORDS = struct.Struct("<4H")
 _SEVEN_BITS_PAIRS: tuple[int, ...] = tuple((w & 0x7F) | ((w >> 8) & 0x7F) << 7 for w in range(1 << 16))
@@ -111,6 +112,29 @@ class _Interned(dict):
             self.clear()
         text = self[raw] = raw.decode("utf-8")
         return text
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+class _Payloads(dict):
+    """payload_json bytes -> (text, parsed dict), for payloads that repeat (a fit, a reason, a
+    channel...): parsing the same text always gives the same value, and a dict of scalars copied
+    is as good as a new parse. Only flat dicts of small texts are kept; emptied when full."""
+
+    __slots__ = ()
+    LIMIT = 256          # bytes of payload JSON worth keeping
+    ENTRIES = 20_000     # a few MB at most
+
+    def keep(self, raw: bytes, text: str, payload: Any) -> None:
+        if type(payload) is not dict:
+            return
+        for value in payload.values():
+            if type(value) not in _SCALARS:
+                return
+        if len(self) >= self.ENTRIES:
+            self.clear()
+        self[raw] = (text, payload.copy())   # the caller's dict goes to its Event
 
 
 class _Encoded(dict):
@@ -194,6 +218,10 @@ def _make_reader(header: bytes, intern_limit: int) -> Callable[[bytes], tuple[Ev
     """read(message) -> (Event, payload_json) for a message of the current event_envelope schema
     with no NUL in its strings, else None. Every look-up is a local of this closure."""
     interned = _Interned(intern_limit)
+    payloads = _Payloads()
+    payload_limit = _Payloads.LIMIT
+    event_draft = _EventDraft
+    event_cls = Event
     fromtimestamp = datetime.fromtimestamp
     unpack_words = _WORDS.unpack_from
     seven = _SEVEN_BITS_PAIRS
@@ -255,15 +283,24 @@ def _make_reader(header: bytes, intern_limit: int) -> Callable[[bytes], tuple[Ev
             if odd or p6 + plen != len(m):
                 # a payload of 8 KiB or more, a negative length, bytes missing or left over
                 event_id, lead_id, etype, occurred_at, source, text = general(m)
+                return new_event(event_id, lead_id, etype, occurred_at, source, parse(text)), text
+            raw = m[p6:]
+            cached = payloads.get(raw)
+            if cached is None:
+                text = raw.decode()
+                payload = parse(text)
+                if plen <= payload_limit:
+                    payloads.keep(raw, text, payload)
             else:
-                event_id = m[11:p1].decode()
-                lead_id = interned[m[p1 + 1:p2]]
-                etype = interned[m[p2 + 1:p3]]
-                occurred_at = fromtimestamp(us / 1e6, utc) if 0 <= us < exact else \
-                    epoch + timedelta(microseconds=us)
-                source = interned[m[q + 1:p5]]
-                text = m[p6:].decode()
-            return new_event(event_id, lead_id, etype, occurred_at, source, parse(text)), text
+                text, payload = cached
+                payload = payload.copy()   # every Event gets its own dict
+            # new_event inlined (frozen_build.py)
+            event = event_draft(m[11:p1].decode(), interned[m[p1 + 1:p2]], interned[m[p2 + 1:p3]],
+                                fromtimestamp(us / 1e6, utc) if 0 <= us < exact else
+                                epoch + timedelta(microseconds=us),
+                                interned[m[q + 1:p5]], payload)
+            event.__class__ = event_cls
+            return event, text
         except unreadable:
             return None
 

@@ -14,14 +14,19 @@ from typing import Any, Callable, TypeVar
 T = TypeVar("T")
 
 
-def fast_constructor(cls: type[T]) -> Callable[..., T]:
-    """A positional-only builder for the frozen slots dataclass `cls`; pass every field in order."""
-    field_list = fields(cls)  # type: ignore[arg-type]
-    twin = make_dataclass(
+def draft_class(cls: type) -> type:
+    """The mutable twin of the frozen slots dataclass `cls`: `obj = Draft(*fields);
+    obj.__class__ = cls` builds a `cls` (what `fast_constructor` does, for loops that inline it)."""
+    return make_dataclass(
         f"_{cls.__name__}Draft",
-        [(f.name, f.type) for f in field_list],
+        [(f.name, f.type) for f in fields(cls)],
         slots=True, eq=False, repr=False, match_args=False,
     )
+
+
+def fast_constructor(cls: type[T]) -> Callable[..., T]:
+    """A positional-only builder for the frozen slots dataclass `cls`; pass every field in order."""
+    twin = draft_class(cls)
 
     def build(*values: Any, _twin: type = twin, _cls: type = cls) -> T:
         obj = _twin(*values)

@@ -8,44 +8,55 @@ from __future__ import annotations
 from typing import Iterable, Iterator
 
 from services.common.envelope import Event
-from services.lifecycle.domain.machine import apply_event, duplicate_transition
+from services.lifecycle.domain.machine import StateFields, advance, duplicate_transition, state_fields
 from services.lifecycle.domain.records import LeadState, Transition, new_lead_state
 
 
 class LeadLog:
-    """The lifecycle projection of a log read so far: each lead's state and every event id seen."""
+    """The lifecycle projection of a log read so far: each lead's state and every event id seen.
 
-    __slots__ = ("states", "seen_event_ids")
+    Lead states are kept as `machine.StateFields` tuples (cheaper than a LeadState per event);
+    `states` builds the LeadStates."""
+
+    __slots__ = ("fields", "seen_event_ids")
 
     def __init__(self) -> None:
-        self.states: dict[str, LeadState] = {}
+        self.fields: dict[str, StateFields] = {}
         self.seen_event_ids: set[str] = set()
+
+    @property
+    def states(self) -> dict[str, LeadState]:
+        """Each lead's current state."""
+        return {lead_id: new_lead_state(*f) for lead_id, f in self.fields.items()}
 
     def apply(self, event: Event) -> Transition:
         """Apply the next event of the log; a repeated event_id gives a duplicate transition."""
-        states = self.states
-        if event.event_id in self.seen_event_ids:
-            return duplicate_transition(states.get(event.lead_id), event)
-        self.seen_event_ids.add(event.event_id)
-        state, transition = apply_event(states.get(event.lead_id), event)
-        states[event.lead_id] = state
+        event_id = event.event_id
+        seen = self.seen_event_ids
+        fields = self.fields
+        lead_id = event.lead_id
+        if event_id in seen:
+            prev = fields.get(lead_id)
+            return duplicate_transition(None if prev is None else new_lead_state(*prev), event)
+        seen.add(event_id)
+        fields[lead_id], transition = advance(fields.get(lead_id), event)
         return transition
 
     def run(self, events: Iterable[Event]) -> Iterator[Transition]:
         """Apply events in log order, yielding one transition per event (duplicates included)."""
         # Same as calling apply() per event, with the lookups hoisted: this loop is the hot path.
-        states = self.states
+        fields = self.fields
         seen = self.seen_event_ids
-        get_state = states.get
+        get_fields = fields.get
         for event in events:
             event_id = event.event_id
             lead_id = event.lead_id
             if event_id in seen:
-                yield duplicate_transition(get_state(lead_id), event)
+                prev = get_fields(lead_id)
+                yield duplicate_transition(None if prev is None else new_lead_state(*prev), event)
                 continue
             seen.add(event_id)
-            state, transition = apply_event(get_state(lead_id), event)
-            states[lead_id] = state
+            fields[lead_id], transition = advance(get_fields(lead_id), event)
             yield transition
 
 
@@ -59,9 +70,12 @@ def fold(events: Iterable[Event], state: LeadState | None = None) -> LeadState |
 
     Gives the same state as the incremental run did: the projection is a replay of the store.
     """
+    fields = None if state is None else state_fields(state)
+    applied = False
     for event in events:
-        state, _ = apply_event(state, event)
-    return state
+        fields, _ = advance(fields, event)
+        applied = True
+    return new_lead_state(*fields) if applied else state  # of nothing: `state` itself
 
 
 def state_after(transition: Transition) -> LeadState:

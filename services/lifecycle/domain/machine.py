@@ -23,9 +23,11 @@ Decisions where the contract is silent (each has a test in tests/unit/lifecycle)
 from __future__ import annotations
 
 from services.common.envelope import Event
-from services.lifecycle.domain.records import LeadState, Transition, new_lead_state, new_transition
+from services.lifecycle.domain.records import (
+    LeadState, LeadStateDraft, Transition, TransitionDraft, new_transition,
+)
 from services.lifecycle.domain.rules import DUPLICATE, IGNORE_REASON
-from services.lifecycle.domain.stages import LEAD_CREATED, NEW, STAGE_OF_EVENT_TYPE, UNKNOWN_FIT
+from services.lifecycle.domain.stages import LEAD_CREATED, NEW, STAGE_OF_EVENT_TYPE, STAGES, UNKNOWN_FIT
 
 _LEAD_SCORED = "lead.scored"
 _LEAD_MARKETING_QUALIFIED = "lead.marketing_qualified"
@@ -37,18 +39,37 @@ _CARRIES_ATTRIBUTES = frozenset(
     {LEAD_CREATED, _LEAD_SCORED, _LEAD_MARKETING_QUALIFIED, _LEAD_ASSIGNED, _LEAD_ACCEPTED}
 )
 
+# MOVES[stage][event type] = (stage after, ignore reason): STAGE_OF_EVENT_TYPE and IGNORE_REASON
+# read together, so the hot path does one look-up. Types that move no stage are absent.
+MOVES: dict[str, dict[str, tuple[str, str | None]]] = {
+    stage: {
+        etype: (stage if IGNORE_REASON[stage][target] is not None else target, IGNORE_REASON[stage][target])
+        for etype, target in STAGE_OF_EVENT_TYPE.items()
+    }
+    for stage in STAGES
+}
 
-def apply_event(state: LeadState | None, event: Event) -> tuple[LeadState, Transition]:
-    """Apply one (non-duplicate) event to its lead; `state` None means the lead was never seen.
+# A lead's state as `advance` passes it around: LeadState's fields, in its declaration order
+# (lead_id, stage, version, channel, segment, fit, owner, team). A tuple costs a fraction of a
+# frozen LeadState; `LeadLog` keeps these and builds LeadStates only when asked.
+StateFields = tuple
 
-    `state` must be the state of `event.lead_id` (the caller looks it up by that key).
 
-    Returns the lead's new state and the transition to record. A lead first seen through any
-    event but lead.created is created at `new` first, and that event is its version 1 with
-    from `new`; a creating lead.created has from None.
+def state_fields(state: LeadState) -> StateFields:
+    return (state.lead_id, state.stage, state.version, state.channel, state.segment, state.fit,
+            state.owner, state.team)
+
+
+def advance(prev: StateFields | None, event: Event) -> tuple[StateFields, Transition]:
+    """Apply one (non-duplicate) event to its lead; `prev` is the lead's state as StateFields,
+    None when the lead was never seen. The rules live here; `apply_event` wraps it.
+
+    Returns the lead's new state (StateFields) and the transition to record. A lead first seen
+    through any event but lead.created is created at `new` first, and that event is its version 1
+    with from `new`; a creating lead.created has from None.
     """
     etype = event.type
-    if state is None:
+    if prev is None:
         lead_id = event.lead_id
         from_stage = None if etype == LEAD_CREATED else NEW
         stage = NEW
@@ -56,21 +77,15 @@ def apply_event(state: LeadState | None, event: Event) -> tuple[LeadState, Trans
         channel = segment = owner = team = None
         fit = UNKNOWN_FIT
     else:
-        lead_id = state.lead_id
-        stage = from_stage = state.stage
-        version = state.version + 1
-        channel = state.channel
-        segment = state.segment
-        fit = state.fit
-        owner = state.owner
-        team = state.team
+        lead_id, stage, version, channel, segment, fit, owner, team = prev
+        from_stage = stage
+        version += 1
 
-    ignored = None
-    target = STAGE_OF_EVENT_TYPE.get(etype)
-    if target is not None:
-        ignored = IGNORE_REASON[stage][target]
-        if ignored is None:
-            stage = target
+    move = MOVES[stage].get(etype)
+    if move is None:
+        ignored = None
+    else:
+        stage, ignored = move
 
     if etype in _CARRIES_ATTRIBUTES:
         payload = event.payload
@@ -88,13 +103,30 @@ def apply_event(state: LeadState | None, event: Event) -> tuple[LeadState, Trans
             else:  # lead.scored, lead.marketing_qualified
                 fit = payload.get("fit") or fit
 
-    return (
-        new_lead_state(lead_id, stage, version, channel, segment, fit, owner, team),
-        new_transition(
-            lead_id, event.event_id, version, from_stage, stage, ignored, event,
-            channel, segment, fit, owner, team,
-        ),
-    )
+    # new_transition inlined (frozen_build.py): this is the hot path.
+    t = _TransitionDraft(lead_id, event.event_id, version, from_stage, stage, ignored, event,
+                         channel, segment, fit, owner, team)
+    t.__class__ = _Transition
+    return (lead_id, stage, version, channel, segment, fit, owner, team), t
+
+
+_TransitionDraft = TransitionDraft
+_Transition = Transition
+
+
+def apply_event(state: LeadState | None, event: Event) -> tuple[LeadState, Transition]:
+    """Apply one (non-duplicate) event to its lead; `state` None means the lead was never seen.
+
+    `state` must be the state of `event.lead_id` (the caller looks it up by that key).
+
+    Returns the lead's new state and the transition to record (see `advance`).
+    """
+    fields, t = advance(None if state is None else (
+        state.lead_id, state.stage, state.version, state.channel, state.segment, state.fit,
+        state.owner, state.team), event)
+    new = LeadStateDraft(*fields)
+    new.__class__ = LeadState
+    return new, t
 
 
 def duplicate_transition(state: LeadState | None, event: Event) -> Transition:

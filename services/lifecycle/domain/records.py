@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.common.envelope import Event
-from services.lifecycle.domain.frozen_build import fast_constructor
+from services.lifecycle.domain.frozen_build import draft_class, fast_constructor
 from services.lifecycle.domain.stages import UNKNOWN_FIT
 
 
@@ -67,3 +67,6 @@ class Transition:
 # Hot-path builders: every field, positionally, in the order declared above.
 new_lead_state = fast_constructor(LeadState)
 new_transition = fast_constructor(Transition)
+# Their mutable twins, for the state machine's own inlined builds.
+LeadStateDraft = draft_class(LeadState)
+TransitionDraft = draft_class(Transition)
