@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 
 import click
@@ -53,10 +54,62 @@ def main() -> int:
         "sla_monitor starting: policy %s (%s), %s -> %s", policy.version, settings.sla_policy_file or "built-in",
         settings.topics.lifecycle, settings.topics.sla)
     try:
-        return asyncio.run(run_service(settings, policy, options))
+        return _run_profiled(lambda: asyncio.run(run_service(settings, policy, options)))
     except StandbyRefused as exc:
         print(f"leadflow sla-monitor: {exc} (LEADFLOW_SLA_LOCK_WAIT=0)", file=sys.stderr)
         return EXIT_STANDBY
+
+
+def _run_profiled(run):
+    """run(); with LEADFLOW_BENCH_SLA_PROFILE=FILE (the bench passes LEADFLOW_BENCH_* through to its
+    services) the main thread runs under cProfile, the stats go to FILE, and the CPU seconds of every
+    thread (faust's consumer thread has its own event loop, which cProfile does not see), sampled
+    every 0.2 s because an ended thread leaves /proc, to FILE.threads when the service stops."""
+    path = os.environ.get("LEADFLOW_BENCH_SLA_PROFILE")
+    if not path:
+        return run()
+    import cProfile
+    import threading
+
+    seen: dict[str, tuple[str, float]] = {}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.2):
+            seen.update(_thread_cpu())
+
+    sampler = threading.Thread(target=sample, name="cpu-sampler", daemon=True)
+    sampler.start()
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        return run()
+    finally:
+        profiler.disable()
+        done.set()
+        sampler.join()
+        seen.update(_thread_cpu())
+        profiler.dump_stats(path)
+        with open(path + ".threads", "w") as f:
+            f.writelines(f"{tid} {name} {cpu:.2f}\n" for tid, (name, cpu) in sorted(seen.items()))
+
+
+def _thread_cpu() -> dict[str, tuple[str, float]]:
+    """tid -> (name, CPU seconds user + system) of every thread of this process, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    task_dir = f"/proc/{os.getpid()}/task"
+    for tid in os.listdir(task_dir):
+        try:
+            with open(f"{task_dir}/{tid}/stat") as f:
+                stat = f.read()
+            with open(f"{task_dir}/{tid}/comm") as f:
+                name = f.read().strip()
+        except OSError:  # the thread ended meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        out[tid] = (name, (int(fields[11]) + int(fields[12])) / tick)
+    return out
 
 
 @click.command("sla-monitor")

@@ -14,12 +14,21 @@ together, so the position read back after any crash is exactly "published up to 
 
 The outbox is written by one instance at a time, in id order (docs/sla_monitor.md), so an id the
 relay has passed never commits later.
+
+Rows from memory: the service hands the relay the rows each transaction inserted, right after the
+commit (`offer`), and the relay publishes those instead of reading them back. That is only done
+above the outbox's last id when the relay (re)started (`_db_floor`): every row above it was
+committed by this process, whose commits all offer their rows, in id order. Anything else (rows of
+an earlier instance, below the floor; a retried commit whose first attempt had committed rows this
+process never saw as committed, `resync`; a queue that grew past `MAX_QUEUED` while Kafka was away)
+goes through the outbox table as before.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Awaitable, Callable
+from collections import deque
+from typing import Awaitable, Callable, Sequence
 
 import asyncpg
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -34,6 +43,9 @@ log = logging.getLogger("leadflow.sla_monitor.relay")
 
 FENCED_ERRORS = (ProducerFenced, InvalidProducerEpoch)
 OUTBOX_ID_HEADER = "leadflow-outbox-id"
+MAX_QUEUED = 100_000   # rows kept in memory for the relay; beyond that it reads the outbox again
+
+Row = tuple[int, bytes, bytes]   # (outbox id, record key, record value)
 
 
 def relay_ids(settings: Settings) -> tuple[str, str]:
@@ -62,11 +74,31 @@ class OutboxRelay:
         self._producer: AIOKafkaProducer | None = None
         self._wake = asyncio.Event()
         self._stop = False
+        self._queue: deque[Row] = deque()   # rows committed by this process, in id order
+        self._db_floor: int | None = None   # rows up to this id are read from the outbox; None: not known
         self._on_error = on_error or (lambda kind: None)
 
     def wake(self) -> None:
         """New rows are in the outbox."""
         self._wake.set()
+
+    def offer(self, rows: Sequence[Row]) -> None:
+        """The rows one transaction of this process inserted, just committed (in id order); wakes
+        the relay."""
+        queue = self._queue
+        if rows:
+            if queue and rows[0][0] <= queue[-1][0]:  # out of order: cannot be, but never guess
+                self.resync()
+            elif len(queue) + len(rows) > MAX_QUEUED:
+                self.resync()  # Kafka is away for long: the outbox table holds them anyway
+            else:
+                queue.extend(rows)
+        self._wake.set()
+
+    def resync(self) -> None:
+        """Rows may be in the outbox that were not offered: read the table up to its last id again."""
+        self._queue.clear()
+        self._db_floor = None
 
     async def _open(self) -> None:
         producer = make_producer(self.settings, transactional_id=self.transactional_id, linger_ms=2)
@@ -107,30 +139,51 @@ class OutboxRelay:
                 log.warning("relay: stopping the producer failed", exc_info=True)
 
     async def publish_pending(self) -> int:
-        """Publish every outbox row after the position, in transactions of up to `batch` rows.
-        Returns the rows published."""
+        """Publish every outbox row after the position, in transactions of up to `batch` rows: from
+        the table up to `_db_floor`, then the rows offered from memory. Returns the rows published."""
         if self._producer is None:
             await self._open()
         total = 0
+        queue = self._queue
         while True:
-            async with self.pool.acquire() as conn:
-                rows = await store.outbox_after(conn, self.position, self.batch)
-            if not rows:
+            if self._db_floor is None:
+                # Every row committed after this read is offered; an earlier one is at most this id.
+                async with self.pool.acquire() as conn:
+                    floor = await store.last_outbox_id(conn)
+                self._db_floor = floor
+                while queue and queue[0][0] <= floor:
+                    queue.popleft()
+            if self.position < self._db_floor:
+                async with self.pool.acquire() as conn:
+                    records = await store.outbox_after(conn, self.position, self.batch)
+                if records:
+                    rows: list[Row] = [(r["id"], r["record_key"], r["record_value"]) for r in records]
+                    await self._publish(rows)
+                    total += len(rows)
+                    continue
+                self._db_floor = self.position  # nothing after the position: the floor is passed
+            while queue and queue[0][0] <= self.position:
+                queue.popleft()  # published already (read from the table)
+            if not queue:
                 return total
-            await self._publish(rows)
-            total += len(rows)
+            n = min(len(queue), self.batch)
+            rows = [queue[i] for i in range(n)]
+            await self._publish(rows)  # leaves them queued if it fails: the retry publishes them
+            for _ in range(n):
+                queue.popleft()
+            total += n
 
-    async def _publish(self, rows) -> None:
+    async def _publish(self, rows: Sequence[Row]) -> None:
         producer = self._producer
         assert producer is not None
-        last = rows[-1]["id"]
+        last = rows[-1][0]
+        topic = self.topic
         await producer.begin_transaction()
         try:
             futures = []
-            for row in rows:
+            for row_id, key, value in rows:
                 futures.append(await producer.send(
-                    self.topic, key=row["record_key"], value=row["record_value"],
-                    headers=[(OUTBOX_ID_HEADER, str(row["id"]).encode())]))
+                    topic, key=key, value=value, headers=[(OUTBOX_ID_HEADER, str(row_id).encode())]))
             await producer.send_offsets_to_transaction({self.position_tp: last + 1}, self.group_id)
             await asyncio.gather(*futures)
             await producer.commit_transaction()
@@ -154,6 +207,9 @@ class OutboxRelay:
         RelayFenced when another relay owns the transactional id."""
         backoff = 0.5
         while not self._stop:
+            # Cleared before publishing, not after: a wake() that comes while publishing (a commit
+            # meanwhile) must start the next round at once instead of waiting for poll_s.
+            self._wake.clear()
             try:
                 await self.publish_pending()
                 backoff = 0.5
@@ -169,7 +225,6 @@ class OutboxRelay:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
-            self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), self.poll_s)
             except asyncio.TimeoutError:

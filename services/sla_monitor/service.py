@@ -46,6 +46,7 @@ from services.sla_monitor.records import (
     window_id,
 )
 from services.sla_monitor.relay import OutboxRelay, RelayFenced
+from services.sla_monitor.wire import LifecycleReader
 
 log = logging.getLogger("leadflow.sla_monitor")
 
@@ -134,6 +135,7 @@ class SlaMonitor:
         self.input_topic = settings.topics.lifecycle
         self.group_id = self.options.group_id or default_group_id(settings)
         self.codec_in = AvroCodec("lifecycle_record")
+        self.reader = LifecycleReader(self.codec_in)   # the fast path; None -> the codec decodes
         self.codec_out = AvroCodec("sla_outcome")
         self.engine: SlaEngine = SlaEngine(policy, keep_history=False)
         self.offsets: dict[int, int] = {}          # input partition -> next offset (as committed)
@@ -152,6 +154,9 @@ class SlaMonitor:
         self.batches = 0
         self.emissions_committed = 0
         self.ticks = 0
+        # process CPU seconds at the start of the first batch and at the end of the latest one
+        self.cpu_first: float | None = None
+        self.cpu_last: float | None = None
         self._lock = asyncio.Lock()     # serializes observe/advance and their commits
         self._done = asyncio.Event()
         self._lock_conn: asyncpg.Connection | None = None
@@ -296,12 +301,16 @@ class SlaMonitor:
         async with self._lock:
             if self.stopping or self.fatal is not None:
                 return 0
+            if self.cpu_first is None:
+                self.cpu_first = time.process_time()
             engine = self.engine
             offsets = self.offsets
             commit = store.Commit()
             next_offsets: dict[int, int] = {}
             emissions: list[Emission] = []
             decode = self.codec_in.decode
+            read = self.reader.read
+            observe = engine.observe
             applied = skipped = 0
             for partition, offset, key, value in records:
                 expected = next_offsets.get(partition)
@@ -310,17 +319,22 @@ class SlaMonitor:
                 if expected is not None and offset < expected:
                     skipped += 1  # already in the state (a re-delivery after a seek or rebalance)
                     continue
-                try:
-                    if value is None:
-                        raise AvroCodecError("no value (a tombstone)")
-                    transition = transition_from_avro(decode(value))
-                except (AvroCodecError, KeyError, TypeError, ValueError) as exc:
-                    self.metrics.error("decode")
-                    log.warning("%s[%d]@%d is not a lifecycle record (%s): kept in sla_unreadable_records",
-                                self.input_topic, partition, offset, exc)
-                    commit.unreadable.append((partition, offset, key, value, str(exc)[:500]))
-                else:
-                    emissions.extend(engine.observe(transition))
+                transition = read(value) if value is not None else None
+                if transition is None:  # not the fast path's: the codec decodes or explains
+                    try:
+                        if value is None:
+                            raise AvroCodecError("no value (a tombstone)")
+                        transition = transition_from_avro(decode(value))
+                    except (AvroCodecError, KeyError, TypeError, ValueError) as exc:
+                        self.metrics.error("decode")
+                        log.warning("%s[%d]@%d is not a lifecycle record (%s): kept in sla_unreadable_records",
+                                    self.input_topic, partition, offset, exc)
+                        commit.unreadable.append((partition, offset, key, value, str(exc)[:500]))
+                        transition = None
+                if transition is not None:
+                    found = observe(transition)
+                    if found:
+                        emissions += found
                 next_offsets[partition] = offset + 1
                 applied += 1
             self.records_skipped += skipped
@@ -332,6 +346,7 @@ class SlaMonitor:
             self.records_applied += applied
             self.batches += 1
             self.metrics.records.labels("sla_monitor", self.input_topic).inc(applied)
+            self.cpu_last = time.process_time()
             return applied
 
     # --- time -------------------------------------------------------------------------------
@@ -431,8 +446,11 @@ class SlaMonitor:
         written = await self._write(commit, clock_ids, window_ids)
         if written.duplicates:
             # Only after a retried commit whose first attempt did commit: the unique key kept the
-            # outbox at one row per (clock, kind), so nothing is emitted twice.
+            # outbox at one row per (clock, kind), so nothing is emitted twice. The relay reads the
+            # table again: the first attempt's rows were never offered to it.
             log.warning("%d emissions were already in the outbox (retried commit)", written.duplicates)
+            if self.relay is not None:
+                self.relay.resync()
         self.metrics.count_emissions(emissions)
         self.emissions_committed += len(emissions)
         for snap, wid in zip(changes.windows, window_ids):
@@ -440,8 +458,8 @@ class SlaMonitor:
                 self.windows.pop(wid, None)
             else:
                 self.windows[wid] = _window_view(snap)
-        if emissions and self.relay is not None:
-            self.relay.wake()
+        if written.published and self.relay is not None:
+            self.relay.offer(written.published)  # published from memory, not read back
 
     async def _write(self, commit: store.Commit, clock_ids: list[str], window_ids: list[str]) -> store.Written:
         assert self.pool is not None and self.epoch is not None
@@ -529,6 +547,30 @@ async def run_service(settings: Settings, policy: Policy, options: SlaOptions | 
         code = await stopping
     finally:
         await service.close()
-        log.info("sla_monitor stopped: %d records in %d batches, %d emissions, %d timer ticks",
-                 service.records_applied, service.batches, service.emissions_committed, service.ticks)
+        log.info("sla_monitor stopped: %d records in %d batches, %d emissions, %d timer ticks%s",
+                 service.records_applied, service.batches, service.emissions_committed, service.ticks,
+                 _cpu_note(service))
+        report = os.environ.get("LEADFLOW_BENCH_SLA_REPORT")
+        if report:  # for `leadflow bench` and profiling runs (LEADFLOW_BENCH_* reach the services)
+            _write_report(service, report)
     return code
+
+
+def _cpu_note(service: SlaMonitor) -> str:
+    """The process CPU per record from the first batch to the last (start-up excluded)."""
+    if service.cpu_first is None or service.cpu_last is None or service.records_applied < 2:
+        return ""
+    cpu = service.cpu_last - service.cpu_first
+    return f"; {cpu:.2f} CPU s from the first batch to the last, {cpu / service.records_applied * 1e6:.1f} µs per record"
+
+
+def _write_report(service: SlaMonitor, path: str) -> None:
+    import json
+
+    cpu = None if service.cpu_first is None or service.cpu_last is None else service.cpu_last - service.cpu_first
+    doc = {"records": service.records_applied, "skipped": service.records_skipped, "batches": service.batches,
+           "emissions": service.emissions_committed, "ticks": service.ticks, "cpu_s_batches": cpu,
+           "cpu_s_total": time.process_time(),
+           "published": service.relay.published if service.relay is not None else None}
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(doc, f)

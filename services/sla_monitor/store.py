@@ -120,6 +120,8 @@ class Commit:
 class Written:
     emission_ids: list[int]
     duplicates: int  # emissions already in the outbox (each kind once per clock): should be 0
+    # The outbox rows this transaction inserted, as the relay publishes them: (id, key, value) in id order.
+    published: list[tuple[int, bytes, bytes]] = field(default_factory=list)
 
 
 async def write(conn: asyncpg.Connection, epoch: int, topic: str, commit: Commit,
@@ -141,6 +143,7 @@ async def write(conn: asyncpg.Connection, epoch: int, topic: str, commit: Commit
                        state = EXCLUDED.state, updated_at = now()""",
                 commit.policy_version, _dumps(commit.state))
         ids: list[int] = []
+        inserted: list[tuple[int, bytes, bytes]] = []
         if commit.emissions:
             e = commit.emissions
             rows = await conn.fetch(
@@ -152,11 +155,17 @@ async def write(conn: asyncpg.Connection, epoch: int, topic: str, commit: Commit
                         WITH ORDINALITY AS u(s, k, sl, l, t, o, e, rk, rv, ord)
                    ORDER BY ord
                    ON CONFLICT ON CONSTRAINT sla_emissions_once DO NOTHING
-                   RETURNING id""",
+                   RETURNING id, subject_id, kind""",
                 [r.subject_id for r in e], [r.kind for r in e], [r.sla for r in e], [r.lead_id for r in e],
                 [r.team for r in e], [r.outcome for r in e], [r.emitted_at for r in e],
                 [r.key for r in e], [r.value for r in e])
-            ids = sorted(r["id"] for r in rows)
+            by_subject: dict[tuple[str, str], OutboxRow] = {}
+            for r in e:  # the first of a (subject, kind) is the one inserted (ORDER BY ord)
+                by_subject.setdefault((r.subject_id, r.kind), r)
+            for row_id, subject, kind in sorted(tuple(r) for r in rows):
+                mine = by_subject[(subject, kind)]
+                inserted.append((row_id, mine.key, mine.value))
+            ids = [row[0] for row in inserted]
         if commit.offsets:
             parts = sorted(commit.offsets)
             await conn.execute(
@@ -170,7 +179,7 @@ async def write(conn: asyncpg.Connection, epoch: int, topic: str, commit: Commit
                 """INSERT INTO sla_unreadable_records (topic, partition, "offset", record_key, record_value, error)
                    VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
                 [(topic, p, o, k, v, err) for p, o, k, v, err in commit.unreadable])
-    return Written(ids, len(commit.emissions) - len(ids))
+    return Written(ids, len(commit.emissions) - len(ids), inserted)
 
 
 async def _upsert_clocks(conn: asyncpg.Connection, clocks: list[dict[str, Any]], ids: list[str]) -> None:
@@ -204,9 +213,14 @@ async def _upsert_windows(conn: asyncpg.Connection, windows: list[dict[str, Any]
 # --- the relay's side of the outbox -----------------------------------------------------------------
 
 async def outbox_after(conn: asyncpg.Connection, after_id: int, limit: int) -> list[asyncpg.Record]:
+    """(id, record_key, record_value) of the outbox rows after `after_id`, in id order."""
     return await conn.fetch(
         "SELECT id, record_key, record_value FROM sla_emissions WHERE id > $1 ORDER BY id LIMIT $2",
         after_id, limit)
+
+
+async def last_outbox_id(conn: asyncpg.Connection) -> int:
+    return await conn.fetchval("SELECT COALESCE(max(id), 0) FROM sla_emissions")
 
 
 async def published_hint(conn: asyncpg.Connection) -> int:
