@@ -100,6 +100,8 @@ class Settings:
     topic_partitions: int = 6
     topic_replication: int = 1
     topic_min_insync_replicas: int = 1
+    # retry of a transaction refused while the previous one's markers are written (common/kafka.py)
+    kafka_txn_retry_ms: int = 5
     ports: StackPorts = field(default_factory=StackPorts)
     home: Path = field(default_factory=lambda: repo_root() / ".leadflow")
     # ingest
@@ -180,6 +182,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         topic_partitions=_int(env, "LEADFLOW_TOPIC_PARTITIONS", 6, 1, 10000),
         topic_replication=_int(env, "LEADFLOW_TOPIC_REPLICATION", 1, 1, 100),
         topic_min_insync_replicas=_int(env, "LEADFLOW_TOPIC_MIN_INSYNC_REPLICAS", 1, 1, 100),
+        kafka_txn_retry_ms=_int(env, "LEADFLOW_KAFKA_TXN_RETRY_MS", 5, 1, 1000),
         ports=ports,
         home=home,
         ingest_host=env.get("LEADFLOW_INGEST_HOST", "127.0.0.1"),
@@ -205,6 +208,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "LEADFLOW_TOPIC_PARTITIONS": str(settings.topic_partitions),
         "LEADFLOW_TOPIC_REPLICATION": str(settings.topic_replication),
         "LEADFLOW_TOPIC_MIN_INSYNC_REPLICAS": str(settings.topic_min_insync_replicas),
+        "LEADFLOW_KAFKA_TXN_RETRY_MS": str(settings.kafka_txn_retry_ms),
         "LEADFLOW_KAFKA_PORT": str(p.kafka),
         "LEADFLOW_KAFKA_CONTROLLER_PORT": str(p.kafka_controller),
         "LEADFLOW_POSTGRES_PORT": str(p.postgres),
