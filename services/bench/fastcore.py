@@ -1,10 +1,11 @@
 """The lifecycle core over whole batches, with no per-record objects: leadflow.events messages in,
-leadflow.lifecycle records out, through the unchanged domain (`apply_event`).
+leadflow.lifecycle records out, through the unchanged domain (`machine.advance`).
 
 This was the benchmark's prototype of the optimisations in docs/performance.md; its decoder and
 encoder now are the service's own (`services/lifecycle/wire.py`: `EnvelopeDecoder.read`,
 `LifecycleEncoder.splice`), so there is one implementation of the codec fast paths. What is left
-here is only the loop: per message the wire reader, the event-id dedup, `apply_event`, the splice.
+here is only the loop: per message the wire reader, the event-id dedup, the state machine
+(`advance`, as `LeadLog.apply` runs it), the splice.
 Beside the service variant (`services/bench/core.py`, which runs `batch.decode_record` and builds a
 `Decoded` per record as the service does) it shows what the service's per-record structure costs.
 
@@ -18,24 +19,24 @@ from typing import Callable, Iterable
 from services.common.avro_codec import AvroCodec, event_from_avro
 from services.common.envelope import Event
 from services.lifecycle.batch import lifecycle_record
-from services.lifecycle.domain import LeadState, apply_event
+from services.lifecycle.domain.machine import StateFields, advance
 from services.lifecycle.wire import EPOCH, EnvelopeDecoder, LifecycleEncoder
 
 # Ablations: name -> what turning it off means (the codec's own techniques are measured in the
 # service's code now, see docs/performance.md; only the domain can still be swapped out here).
 ABLATIONS: dict[str, str] = {
-    "no_domain": "apply_event replaced by a constant: what decoding and encoding cost alone",
+    "no_domain": "the state machine replaced by a constant: what decoding and encoding cost alone",
 }
 
 
 def _no_domain():
-    fixed = apply_event(None, Event("x", "x", "lead.created", EPOCH, "x", {}))
+    fixed = advance(None, Event("x", "x", "lead.created", EPOCH, "x", {}))
     return lambda _state, _event: fixed
 
 
 class BatchCore:
     """`run(messages)` -> one lifecycle record per message that is not a duplicate, in order.
-    Holds the lead states and seen event ids like `LeadLog`."""
+    Holds the lead states (as StateFields) and seen event ids like `LeadLog`."""
 
     def __init__(self, in_codec: AvroCodec | None = None, out_codec: AvroCodec | None = None,
                  ablate: Iterable[str] = ()) -> None:
@@ -48,7 +49,7 @@ class BatchCore:
         self.out_codec = out_codec or AvroCodec("lifecycle_record")
         self.decoder = EnvelopeDecoder(self.in_codec)
         self.encoder = LifecycleEncoder(self.out_codec, self.in_codec)
-        self.states: dict[str, LeadState] = {}
+        self.states: dict[str, StateFields] = {}
         self.seen_event_ids: set[str] = set()
         self.slow_path = 0       # messages that went through the per-event codec path
         self.fast = self.decoder.fast and self.encoder.fast
@@ -60,7 +61,7 @@ class BatchCore:
         seen_add = seen.add
         read = self.decoder.read
         splice = self.encoder.splice
-        apply = _no_domain() if "no_domain" in self.ablate else apply_event
+        apply = _no_domain() if "no_domain" in self.ablate else advance
         out: list[bytes] = []
         append = out.append
         slow = self._slow
@@ -88,6 +89,6 @@ class BatchCore:
         if event.event_id in self.seen_event_ids:
             return
         self.seen_event_ids.add(event.event_id)
-        state, t = apply_event(self.states.get(event.lead_id), event)
+        state, t = advance(self.states.get(event.lead_id), event)
         self.states[event.lead_id] = state
         append(self.out_codec.encode(lifecycle_record(t, envelope)))

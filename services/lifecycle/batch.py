@@ -3,7 +3,7 @@ and the records to publish. Pure: no I/O, no clock; the service does the queries
 
 The service calls, per batch round:
 
-    decoded = [decode_record(decoder, r.offset, r.key, r.value) for r in records]   # per partition
+    decoded = decode_partition(decoder, records)   # per partition; = decode_record per record
     known   = {lead_id: LeadEntry | None}   # from its caches, the rest with ONE query
     seen    = {event_id already stored}     # ONE query
     plan    = plan_round(topic, parts, known, seen, encoder)
@@ -113,6 +113,30 @@ def decode_record(codec, offset: int, key: bytes | None, value: bytes | None) ->
         got = read(value)   # None: not for the fast path (it has no NUL in its strings either)
         if got is not None:
             return Decoded(offset, key, value, got[0], None, None, got[1])
+    return _decode_with_codec(codec, offset, key, value)
+
+
+def decode_partition(codec, records: Iterable[Any]) -> list[Decoded]:
+    """`decode_record` of each of one partition's consumed records (anything with `offset`,
+    `key`, `value`), in order, in one loop: what the service calls once per partition."""
+    read = getattr(codec, "read", None)
+    if read is None:
+        return [_decode_with_codec(codec, r.offset, r.key, r.value) for r in records]
+    out: list[Decoded] = []
+    append = out.append
+    for r in records:
+        value = r.value
+        got = read(value) if value is not None else None
+        if got is None:
+            append(_decode_with_codec(codec, r.offset, r.key, value))
+        else:
+            append(Decoded(r.offset, r.key, value, got[0], None, None, got[1]))
+    return out
+
+
+def _decode_with_codec(codec, offset: int, key: bytes | None, value: bytes | None) -> Decoded:
+    """The codec's path of decode_record: any schema version, and the error text of a record
+    that cannot be read."""
     try:
         envelope = codec.decode(value if value is not None else b"")
         event = event_from_avro(envelope)
@@ -205,7 +229,7 @@ class RoundPlan:
     event_rows: list[tuple]
     duplicate_rows: list[tuple]
     unreadable_rows: list[tuple]
-    leads: dict[str, tuple[str, LeadEntry]]       # lead_id -> (input partition, entry after the round)
+    leads: dict[str, tuple[int, LeadEntry]]       # lead_id -> (input partition, entry after the round)
     applied_by_type: Counter
     ignored_by_reason: Counter
     stage_changes: Counter                        # (from or "none", to, channel, segment) -> n
@@ -251,7 +275,7 @@ def plan_round(
     event_rows: list[tuple] = []
     duplicate_rows: list[tuple] = []
     unreadable_rows: list[tuple] = []
-    leads: dict[str, tuple[str, LeadEntry]] = {}
+    leads: dict[str, tuple[int, LeadEntry]] = {}
     applied_by_type: Counter = Counter()
     ignored_by_reason: Counter = Counter()
     stage_changes: Counter = Counter()

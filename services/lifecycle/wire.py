@@ -167,6 +167,22 @@ class _OptEncoded(dict):
         return enc
 
 
+class _Joined(dict):
+    """A tuple of field values -> their encodings joined (by `encode`), bounded."""
+
+    __slots__ = ("encode",)
+
+    def __init__(self, encode: Callable[[tuple], bytes]) -> None:
+        super().__init__()
+        self.encode = encode
+
+    def __missing__(self, key: tuple) -> bytes:
+        if len(self) >= 100_000:
+            self.clear()
+        enc = self[key] = self.encode(key)
+        return enc
+
+
 class _Versions(dict):
     """int -> its Avro long encoding, bounded."""
 
@@ -367,6 +383,10 @@ class LifecycleEncoder:
         s_enc = _Encoded()
         o_enc = _OptEncoded()
         versions = _Versions()
+        # (from_stage, to_stage, ignored) and (channel, segment, fit, owner, team) -> their
+        # encodings: one look-up each instead of one per field (the combinations repeat).
+        moves = _Joined(lambda k: o_enc[k[0]] + s_enc[k[1]] + o_enc[k[2]])
+        attributes = _Joined(lambda k: b"".join([o_enc[v] for v in k]))
         join = b"".join
         unreadable = (IndexError, ValueError)   # a message the splice cannot walk: the codec encodes
 
@@ -386,9 +406,9 @@ class LifecycleEncoder:
                     n1 = m[p1]
                     p2 = p1 + 1 + (n1 >> 1) if not n1 & 0x81 else _skip_string(m, p1)
                 return join((
-                    header, m[p1:p2], m[HEADER_LEN:p1], versions[t.version], o_enc[t.from_stage],
-                    s_enc[t.to_stage], o_enc[t.ignored], m[HEADER_LEN:], o_enc[t.channel],
-                    o_enc[t.segment], o_enc[t.fit], o_enc[t.owner], o_enc[t.team],
+                    header, m[p1:p2], m[HEADER_LEN:p1], versions[t.version],
+                    moves[t.from_stage, t.to_stage, t.ignored], m[HEADER_LEN:],
+                    attributes[t.channel, t.segment, t.fit, t.owner, t.team],
                 ))
             except unreadable:
                 return None

@@ -75,7 +75,9 @@ def fold(events: Iterable[Event], state: LeadState | None = None) -> LeadState |
     for event in events:
         fields, _ = advance(fields, event)
         applied = True
-    return new_lead_state(*fields) if applied else state  # of nothing: `state` itself
+    if not applied or fields is None:
+        return state  # of nothing: `state` itself
+    return new_lead_state(*fields)
 
 
 def state_after(transition: Transition) -> LeadState:
