@@ -205,15 +205,15 @@ class SlaMonitor:
         await self.app.start()
 
     def _build_app(self):
-        from services.sla_monitor.faust_app import build_app
+        from services.sla_monitor.faust_app import RawSchema, build_app
 
         o = self.options
         datadir = Path(self.settings.home) / "sla_monitor" / "faust"
         datadir.mkdir(parents=True, exist_ok=True)
         app = build_app(self, self.group_id, self.settings.kafka_bootstrap, datadir, batch_max=o.batch_max,
                         session_timeout_s=o.session_timeout_s, heartbeat_interval_s=o.heartbeat_interval_s)
-        topic = app.topic(self.input_topic, key_type=bytes, value_type=bytes, key_serializer="raw",
-                          value_serializer="raw")
+        topic = app.topic(self.input_topic, schema=RawSchema(key_type=bytes, value_type=bytes, key_serializer="raw",
+                                                             value_serializer="raw"))
         app.agent(topic, name="sla-monitor-lifecycle")(self._agent)
         app.timer(interval=o.timer_interval_s, name="sla-monitor-timer")(self._timer)
         return app
