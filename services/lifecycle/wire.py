@@ -1,7 +1,7 @@
 """Fast paths for the two Avro messages on the lifecycle service's hot path, byte-identical to
 services.common.avro_codec (tests/integration/lifecycle/test_lifecycle_wire.py checks that).
 
-Decoding (`EnvelopeDecoder.read_record`, what `batch.decode_record` calls per input record): an
+Decoding (`EnvelopeDecoder.read`, what `batch.decode_record`/`decode_partition` call per input record): an
 event_envelope message of the current schema becomes its `Event` in one pass, no dict in between:
 - strings of up to 63 bytes (every id, type, source in practice) read by their one-byte length,
   longer ones by the general varint loop; types, sources and lead ids interned through a bounded
@@ -10,9 +10,11 @@ event_envelope message of the current schema becomes its `Event` in one pass, no
   words through a 64k table, and turned into a datetime by `datetime.fromtimestamp(us / 1e6, UTC)`,
   exact for every microsecond time from 1970 until 2242 (the float error stays below half a
   microsecond, and fromtimestamp rounds half-even); other times by `EPOCH + timedelta`;
-- the `Event` built with `fast_constructor` (no frozen `__init__`); the payload JSON parsed at once
-  with the codec's own reader (a bad payload must make the record unreadable right here, so it is
-  not parsed lazily); the envelope record is only built if something asks for it.
+- the `Event` built as `fast_constructor` does, inlined (no frozen `__init__`); the payload JSON
+  parsed at once with the codec's own reader (a bad payload must make the record unreadable right
+  here, so it is not parsed lazily), except that a payload text seen before whose value is a flat
+  dict of scalars is copied from a bounded cache (`_Payloads`: same text, same value); the envelope
+  record is only built if something asks for it.
 Anything else (another writer schema, a corrupt body, bad JSON, a NUL) returns None and the caller
 takes the codec's path, which decodes or explains exactly as before.
 
@@ -20,8 +22,9 @@ Encoding (`LifecycleEncoder.splice`): a lifecycle_record is the transition's fie
 applied event, and that event is an event_envelope record: when the input message was written
 with the current event_envelope schema, its Avro body is exactly the bytes the nested `event` field
 needs, and its `lead_id`/`event_id` fields are exactly the record's first two fields. So the record
-is one `b"".join` of the input's bytes and cached encodings (optional fields through a dict that
-holds `None` too, versions through a table), no per-field call.
+is one `b"".join` of the input's bytes and cached encodings (versions through a table; the
+(from, to, ignored) and (channel, segment, fit, owner, team) tuples through one bounded dict each,
+since their combinations repeat), no per-field call.
 
 Both fast paths check at start-up that the schemas still have the layout they are written for
 and run a probe both ways; if anything differs they are off and the codec does the work.
