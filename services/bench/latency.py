@@ -30,6 +30,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from services.bench.cpu import CpuMeter
 from services.bench.environment import BenchStack, part_settings, prepare_part, service_env
 from services.bench.kafkaio import Observer
 from services.bench.parts import PartSkipped, module_present
@@ -347,6 +348,10 @@ async def latency_part(options, stack: BenchStack, result: Result, log, started:
     pollers: list[asyncio.Task] = []
     try:
         await p.start()
+        meter = CpuMeter()
+        for name, proc in p.procs.items():
+            meter.add(name, proc.cpu_s)
+        meter.add_stack(stack)
         pollers = [asyncio.create_task(_poll_forever(obs)) for obs in (p.events_obs, p.lifecycle_obs, p.sla_obs)]
         connector = aiohttp.TCPConnector(limit=64)
         async with aiohttp.ClientSession(connector=connector) as session:
@@ -370,7 +375,9 @@ async def latency_part(options, stack: BenchStack, result: Result, log, started:
                 cursor += n
                 log(f"  {rate:,} events/s for {cfg['duration_s']:.0f}s ...")
                 sampler = asyncio.create_task(_sample(p))
+                cpu_before, cpu_t0 = meter.snapshot(), time.monotonic()
                 client = await run_rung(p, session, batch, rate, cfg["duration_s"])
+                cpu_share = meter.shares(cpu_before, meter.snapshot(), time.monotonic() - cpu_t0)
                 ids = client["ids"]
                 client["behind_at_end"] = sum(1 for i in ids if i not in p.lifecycle_at)
                 t_end = time.monotonic()
@@ -381,6 +388,7 @@ async def latency_part(options, stack: BenchStack, result: Result, log, started:
                 client["sla_drain_s"] = round(time.monotonic() - t_end, 2)
                 sampler.cancel()
                 rung = _rung_figures(p, client, drain)
+                rung["cpu_share_while_sending"] = cpu_share
                 sustained = (rung["client_rate"] or 0) >= 0.95 * rate and client["behind_at_end"] <= 2 * rate \
                     and rung["lifecycle_received"] == len(ids) and not rung["errors"] \
                     and client["sla_caught_up"] and client["sla_drain_s"] <= SLA_CAUGHT_UP_S
@@ -388,6 +396,7 @@ async def latency_part(options, stack: BenchStack, result: Result, log, started:
                 doc["rungs"].append(rung)
                 log(f"    client {rung['client_rate']:,.0f}/s, behind {client['behind_at_end']:,}, "
                     f"lifecycle p99 {rung['lifecycle']['p99_ms']} ms, sla p99 {rung['sla']['p99_ms']} ms"
+                    f", CPU busy {cpu_share['total']:.2f} of {cpu_share['cores']} cores"
                     f"{'' if sustained else ' (not sustained)'}")
                 if sustained:
                     chosen = rung
