@@ -5,6 +5,7 @@ Pure functions, no I/O; shared by the service, `leadflow backtest` and the tests
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Mapping
 from urllib.parse import quote
@@ -61,8 +62,12 @@ def transition_from_avro(record: Mapping[str, Any]) -> Transition:
     )
 
 
+# What quote(value, safe="") leaves as it is: ids made only of these need no escaping (nearly all).
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
 def _part(value: str) -> str:
-    return quote(value, safe="")
+    return value if _UNRESERVED.fullmatch(value) else quote(value, safe="")
 
 
 def clock_id(key: tuple[str, str, str]) -> str:

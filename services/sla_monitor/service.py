@@ -62,8 +62,8 @@ class SlaOptions:
     """Tuning of the service (environment LEADFLOW_SLA_*, read once at start-up)."""
 
     group_id: str | None = None          # None: default_group_id(settings)
-    batch_max: int = 1000                # records per batch (stream.take_events)
-    batch_within_s: float = 0.2          # ... or what arrived within this time
+    batch_max: int = 5000                # records per batch (stream.take_events)
+    batch_within_s: float = 0.05         # ... or what arrived within this time
     timer_interval_s: float = 1.0        # how often the timer advances the engine to the wall clock
     gauge_interval_s: float = 5.0        # open / at-risk / volume gauges, consumer lag
     catchup_grace_s: float = 30.0        # first timer tick waits for the backlog at most this long

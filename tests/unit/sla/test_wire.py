@@ -80,3 +80,15 @@ def test_declines_what_it_does_not_take(codec):
     assert reader.read(mismatch) is None                       # the codec path explains it
     bad_json = good.replace(b"\x04{}", b"\x04{x")
     assert bad_json != good and reader.read(bad_json) is None
+
+
+def test_id_parts_escape_as_quote_does():
+    """records._part skips quote() for ids that need no escaping; the result is the same."""
+    from urllib.parse import quote
+
+    from services.sla_monitor.records import _part
+
+    samples = ["", "L-1_a.b~c", "lead 1", "a/b", "50%", "é", "😀", "x@y.z", "\x00", "A" * 200]
+    samples += [chr(c) for c in range(0, 0x800)]
+    for value in samples:
+        assert _part(value) == quote(value, safe="")
