@@ -32,7 +32,7 @@ from services.common.kafka import RebalanceDelegate, ensure_topics, group_id_for
 from services.common.metrics import serve_metrics
 from services.lifecycle import store
 from services.lifecycle.batch import (
-    LeadEntry, PartitionInput, RoundPlan, decode_record, lifecycle_record_from_row, plan_round,
+    LeadEntry, PartitionInput, RoundPlan, decode_partition, lifecycle_record_from_row, plan_round,
 )
 from services.lifecycle.metrics import LifecycleMetrics
 from services.lifecycle.publisher import FENCED_ERRORS, PartitionPublisher
@@ -367,7 +367,7 @@ class LifecycleService:
 
     async def _plan(self, batches) -> "_Round | None":
         started = time.perf_counter()
-        decode, decoder = decode_record, self.decoder
+        decode, decoder = decode_partition, self.decoder
         work: list[tuple[Partition, list]] = []
         total = 0
         for tp, records in batches.items():
@@ -381,7 +381,7 @@ class LifecycleService:
                 records = [r for r in records if r.offset >= start]
                 if not records:
                     continue
-            work.append((part, [decode(decoder, r.offset, r.key, r.value) for r in records]))
+            work.append((part, decode(decoder, records)))
         self.metrics.batch_size.observe(total)
         t0 = time.perf_counter()
         self.phases["decode"] += t0 - started
