@@ -183,12 +183,12 @@ async def lifecycle_part(stack: BenchStack, ds: Dataset, partitions: int, timeou
     return figures
 
 
-_PHASES = re.compile(r"(\d+) events stored in (\d+) rounds; seconds per step: (.*)$")
+_PHASES = re.compile(r"(\d+) events stored in (\d+) rounds(?: \((\d+) Kafka transactions\))?; seconds per step: (.*)$")
 
 
 def service_phases(log_file: Path) -> dict[str, float] | None:
     """The lifecycle service's own account of where its time went, from the line it logs when it
-    stops (`... N events stored in R rounds; seconds per step: decode 0.77, fetch 0.47, ...`)."""
+    stops (`... N events stored in R rounds (T Kafka transactions); seconds per step: decode 0.77, ...`)."""
     try:
         lines = log_file.read_text(errors="replace").splitlines()
     except OSError:
@@ -197,7 +197,9 @@ def service_phases(log_file: Path) -> dict[str, float] | None:
         match = _PHASES.search(line)
         if match:
             out: dict[str, float] = {"events": float(match.group(1)), "rounds": float(match.group(2))}
-            for item in match.group(3).split(","):
+            if match.group(3) is not None:
+                out["transactions"] = float(match.group(3))
+            for item in match.group(4).split(","):
                 name, _, value = item.strip().rpartition(" ")
                 try:
                     out[name] = float(value)

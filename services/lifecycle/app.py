@@ -33,8 +33,8 @@ async def run_service(settings: Settings, options: LifecycleOptions | None = Non
         await service.run()
     finally:
         await service.close()
-        log.info("lifecycle service stopped: %d events stored in %d rounds; seconds per step: %s",
-                 service.events_stored, service.rounds,
+        log.info("lifecycle service stopped: %d events stored in %d rounds (%d Kafka transactions); "
+                 "seconds per step: %s", service.events_stored, service.rounds, service.transactions,
                  ", ".join(f"{k} {v:.2f}" for k, v in sorted(service.phases.items())))
 
 

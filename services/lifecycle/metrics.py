@@ -73,6 +73,9 @@ class LifecycleMetrics:
                                         "Time to apply and commit one batch (Postgres + publish)",
                                         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
                                         registry=registry)
+        self.transactions = Counter("leadflow_lifecycle_transactions_total",
+                                    "Kafka transactions committed to leadflow.lifecycle (recoveries, and stored "
+                                    "rounds merged per partition while one is in flight)", registry=registry)
         self.leads = Gauge("leadflow_lifecycle_leads", "Current leads per stage (projection)", ["stage"],
                            registry=registry)
         self.lag = ConsumerLag(registry, SERVICE)

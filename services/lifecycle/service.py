@@ -90,7 +90,8 @@ def load_options(env: Mapping[str, str] | None = None) -> LifecycleOptions:
 class Partition:
     """What this instance holds for one assigned input partition."""
 
-    __slots__ = ("tp", "publisher", "next_offset", "published", "cache", "ready", "retry_at", "publishing")
+    __slots__ = ("tp", "publisher", "next_offset", "published", "cache", "ready", "retry_at", "publishing",
+                 "outbox", "outbox_offset", "outbox_started")
 
     def __init__(self, tp: TopicPartition) -> None:
         self.tp = tp
@@ -100,7 +101,18 @@ class Partition:
         self.cache: OrderedDict[str, LeadEntry] = OrderedDict()
         self.ready = False                   # recovered: its records may be processed
         self.retry_at = 0.0
-        self.publishing: asyncio.Task | None = None
+        self.publishing: asyncio.Task | None = None   # the loop publishing `outbox`
+        # Stored rounds not yet in a transaction: their records in order, the group offset after
+        # the last one, and when each round started (for the batch duration metric).
+        self.outbox: list[tuple[bytes, bytes]] = []
+        self.outbox_offset: int | None = None
+        self.outbox_started: list[float] = []
+
+    def drop_outbox(self) -> None:
+        """Forget what is not published yet: recovery re-publishes it from the store."""
+        self.outbox = []
+        self.outbox_offset = None
+        self.outbox_started = []
 
 
 class _Round:
@@ -139,6 +151,7 @@ class LifecycleService:
         self._gauge_task: asyncio.Task | None = None
         self.events_stored = 0
         self.rounds = 0
+        self.transactions = 0                # Kafka transactions committed by the publishing loops
         self.phases: dict[str, float] = defaultdict(float)   # seconds spent per step of a round
 
     # --- life cycle ---------------------------------------------------------------------------------
@@ -313,6 +326,8 @@ class LifecycleService:
             # Always one transaction, even an empty one: it proves this producer still owns the
             # partition (a zombie's is fenced here) before any of its records is processed.
             await asyncio.wait_for(part.publisher.publish(outputs, stored), o.kafka_timeout_s)
+            self.transactions += 1
+            self.metrics.transactions.inc()
             if outputs:
                 log.info("partition %d: re-published %d stored events of offsets [%d, %d)",
                          tp.partition, len(outputs), published, stored)
@@ -343,8 +358,9 @@ class LifecycleService:
     #
     # A round is one getmany result. It is planned (decoded, leads loaded, applied) while the
     # previous round is being written to Postgres, then it waits for that write, whose round is
-    # then published, and its own write starts. So the CPU work of round N+1 overlaps the Postgres
-    # write of round N and the Kafka transactions of round N-1. Planning N+1 before N is committed
+    # handed to the partitions' publishing loops, and its own write starts. So the CPU work of round
+    # N+1 overlaps the Postgres write of round N and the Kafka transactions of the rounds before
+    # (which never hold up a write, see _publish_round). Planning N+1 before N is committed
     # is speculative: the caches and stored positions already hold N's outcome, and the duplicate
     # check adds N's event ids to what the store says. If N's write fails, N+1 is dropped and every
     # partition of both is recovered from the store (which knows whether N committed).
@@ -487,32 +503,48 @@ class LifecycleService:
     # --- publishing ----------------------------------------------------------------------------------
 
     async def _publish_round(self, plan: RoundPlan, parts: dict[int, Partition], started: float) -> None:
-        """Publish each partition's part of a stored round in its own transaction. Pipelined: the
-        previous round's transactions are awaited first, this round's run while the next round is
-        stored (order per partition is kept: one transaction in flight per partition)."""
+        """Hand each partition's part of a stored round to that partition's publishing loop. One
+        transaction at a time per partition, in order; the rounds stored while one is in flight
+        go out together in the next. So the write of the next round never waits for Kafka, and
+        when transactions are slower than rounds (a busy broker: each costs it ≈ 3 ms of CPU,
+        docs/performance.md) fewer and larger ones are made instead of a queue of small ones."""
         t = time.perf_counter()
-        await self._drain_publishing(list(parts.values()))
-        self.phases["publish_wait"] += time.perf_counter() - t
-        tasks = []
+        waits = []
         for pp in plan.parts:
             part = parts[pp.partition]
             if not part.ready or self._parts.get(part.tp) is not part:
                 continue   # recovery re-publishes from the store
-            task = asyncio.create_task(self._publish(part, pp.outputs, pp.next_offset))
-            part.publishing = task
-            tasks.append(task)
-        if not tasks:
-            self.metrics.batch_duration.observe(time.perf_counter() - started)
-            return
-        done = asyncio.gather(*tasks, return_exceptions=True)
-        done.add_done_callback(lambda _f: self.metrics.batch_duration.observe(time.perf_counter() - started))
-        if not self.options.pipeline:
-            await done
+            part.outbox.extend(pp.outputs)
+            part.outbox_offset = pp.next_offset
+            part.outbox_started.append(started)
+            if part.publishing is None or part.publishing.done():
+                part.publishing = asyncio.create_task(self._publish_loop(part))
+            if len(part.outbox) > self.options.max_records * 4 or not self.options.pipeline:
+                waits.append(part.publishing)   # Kafka is far behind (or no pipelining): wait
+        if waits:
+            await asyncio.gather(*waits, return_exceptions=True)
+        self.phases["publish_wait"] += time.perf_counter() - t
 
-    async def _publish(self, part: Partition, outputs, next_offset: int) -> None:
+    async def _publish_loop(self, part: Partition) -> None:
+        """Publish the partition's outbox, one transaction per turn, until it is empty."""
+        while part.outbox_offset is not None:
+            outputs, next_offset, started = part.outbox, part.outbox_offset, part.outbox_started
+            part.drop_outbox()
+            ok = await self._publish(part, outputs, next_offset)
+            now = time.perf_counter()
+            for t in started:
+                self.metrics.batch_duration.observe(now - t)
+            if not ok:
+                part.drop_outbox()   # the partition is recovered from the store
+                return
+
+    async def _publish(self, part: Partition, outputs, next_offset: int) -> bool:
         try:
             await asyncio.wait_for(part.publisher.publish(outputs, next_offset), self.options.kafka_timeout_s)
             part.published = next_offset
+            self.transactions += 1
+            self.metrics.transactions.inc()
+            return True
         except Exception as exc:  # noqa: BLE001 - stored but not published: recovery re-publishes it
             fenced = isinstance(exc, FENCED_ERRORS)
             log.warning("partition %d: publishing failed (%r)%s", part.tp.partition, exc,
@@ -527,13 +559,16 @@ class LifecycleService:
                 self.consumer.pause(part.tp)
             except Exception:  # noqa: BLE001
                 pass
+            return False
 
     async def _drain_publishing(self, parts) -> None:
+        """Wait until these partitions' outboxes are published (or failed and dropped)."""
         tasks = [p.publishing for p in parts if p.publishing is not None]
-        for p in parts:
-            p.publishing = None
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        for p in parts:
+            p.publishing = None
+            p.drop_outbox()   # only left if publishing failed: recovery re-publishes from the store
 
     # --- metrics -----------------------------------------------------------------------------------------
 

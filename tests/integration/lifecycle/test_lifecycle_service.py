@@ -167,6 +167,7 @@ DOCUMENTED = {
     "leadflow_lifecycle_rejections": ("counter", {"reason"}),
     "leadflow_lifecycle_batch_size": ("histogram", set()),
     "leadflow_lifecycle_batch_duration_seconds": ("histogram", set()),
+    "leadflow_lifecycle_transactions": ("counter", set()),
     "leadflow_lifecycle_leads": ("gauge", {"stage"}),
     "leadflow_consumer_lag": ("gauge", {"service", "topic", "partition"}),
     "leadflow_consumer_records": ("counter", {"service", "topic"}),
@@ -205,6 +206,8 @@ async def test_metrics_served_as_documented(settings):
     assert value("leadflow_lifecycle_events_applied") == len(expected)
     assert value("leadflow_lifecycle_duplicates") == len(events) - len(expected)
     assert value("leadflow_consumer_records", service="lifecycle", topic=settings.topics.events) == len(events)
+    # The recovery's one per partition on assignment, then at least one for each partition's events.
+    assert 2 * settings.topic_partitions <= value("leadflow_lifecycle_transactions") == service.transactions
     stages = {}
     for t in expected:
         stages[t.lead_id] = t.to_stage

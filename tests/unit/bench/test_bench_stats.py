@@ -206,4 +206,7 @@ def test_lifecycle_phases_are_read_from_its_stop_line(tmp_path):
                    "50000 events stored in 11 rounds; seconds per step: decode 0.77, fetch 0.47, publish_wait 0.00\n")
     assert service_phases(log) == {"events": 50000.0, "rounds": 11.0, "decode": 0.77, "fetch": 0.47,
                                    "publish_wait": 0.0}
+    log.write_text("lifecycle service stopped: 50000 events stored in 11 rounds (40 Kafka transactions); "
+                   "seconds per step: decode 0.77\n")
+    assert service_phases(log) == {"events": 50000.0, "rounds": 11.0, "transactions": 40.0, "decode": 0.77}
     assert service_phases(tmp_path / "missing.log") is None
