@@ -126,27 +126,22 @@ def partition_for(key: bytes, partitions: int) -> int:
     return _key_hash(key) % partitions
 
 
-_NO_HEADERS: list = []   # aiokafka's batch builder takes a list (never changes it)
-
-
-async def send_batched(producer: AIOKafkaProducer, topic: str, records: Iterable[tuple],
+async def send_batched(producer: AIOKafkaProducer, topic: str, records: Iterable[tuple[bytes, bytes]],
                        partitions: int, futures: list) -> None:
-    """Send (key, value) or (key, value, headers) records in whole batches per partition,
-    partitioned by key like every leadflow producer, in order per partition: one `send_batch` per
-    full batch instead of one `send` per record. Each batch's delivery future is appended to
-    `futures` (the caller awaits them, inside or outside a transaction)."""
+    """Send (key, value) records in whole batches per partition, partitioned by key like every
+    leadflow producer, in order per partition: one `send_batch` per full batch instead of one
+    `send` per record. Each batch's delivery future is appended to `futures` (the caller awaits
+    them, inside or outside a transaction)."""
     builders: dict[int, object] = {}
-    for record in records:
-        key, value = record[0], record[1]
-        headers = record[2] if len(record) > 2 else _NO_HEADERS
+    for key, value in records:
         p = partition_for(key, partitions)
         builder = builders.get(p)
         if builder is None:
             builder = builders[p] = producer.create_batch()
-        if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
+        if builder.append(key=key, value=value, timestamp=None) is None:
             futures.append(await producer.send_batch(builder, topic, partition=p))
             builder = builders[p] = producer.create_batch()
-            if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
+            if builder.append(key=key, value=value, timestamp=None) is None:
                 raise ValueError(f"a record of {len(value)} bytes for {topic} does not fit an empty batch")
     for p, builder in builders.items():
         if builder.record_count():

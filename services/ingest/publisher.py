@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from services.common.config import Settings
-from services.common.kafka import make_producer, send_batched
+from services.common.kafka import make_producer
 from services.ingest.records import OutRecord
 
 log = logging.getLogger("leadflow.ingest")
@@ -119,17 +119,11 @@ class HttpPublisher:
 
     @staticmethod
     async def _send_all(producer: AIOKafkaProducer, records: Sequence[OutRecord]) -> None:
-        """Keyed records go out in one batch per partition (a `send` per record was a quarter of
-        ingest's CPU at 5,000 events/s); a record without a key takes `send` and its partitioner."""
-        futures: list[asyncio.Future] = []
-        by_topic: dict[str, list[tuple]] = {}
-        for r in records:
-            if r.key is None:
-                futures.append(await producer.send(r.topic, r.value, key=None, headers=r.headers))
-            else:
-                by_topic.setdefault(r.topic, []).append((r.key, r.value, r.headers))
-        for topic, keyed in by_topic.items():
-            await send_batched(producer, topic, keyed, len(await producer.partitions_for(topic)), futures)
+        send = producer.send
+        futures = [
+            await send(r.topic, r.value, key=r.key, headers=r.headers)
+            for r in records
+        ]
         await asyncio.gather(*futures)
 
     async def kafka_ready(self, topic: str, timeout: float = 3.0) -> tuple[bool, str]:
