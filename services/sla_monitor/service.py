@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry
 
 from services.common.avro_codec import AvroCodec, AvroCodecError
 from services.common.config import Settings, env_flag, env_number
-from services.common.kafka import group_id_for
+from services.common.kafka import group_id_for, lead_key
 from services.common.metrics import serve_metrics
 from services.common.postgres import connect
 from services.common.timefmt import format_utc, parse_rfc3339
@@ -46,7 +46,7 @@ from services.sla_monitor.records import (
     window_id,
 )
 from services.sla_monitor.relay import OutboxRelay, RelayFenced
-from services.sla_monitor.wire import LifecycleReader
+from services.sla_monitor.wire import ClockOutcomeEncoder, LifecycleReader
 
 log = logging.getLogger("leadflow.sla_monitor")
 
@@ -137,6 +137,7 @@ class SlaMonitor:
         self.codec_in = AvroCodec("lifecycle_record")
         self.reader = LifecycleReader(self.codec_in)   # the fast path; None -> the codec decodes
         self.codec_out = AvroCodec("sla_outcome")
+        self.outcome_encoder = ClockOutcomeEncoder(self.codec_out)   # clock emissions; None -> the codec
         self.engine: SlaEngine = SlaEngine(policy, keep_history=False)
         self.offsets: dict[int, int] = {}          # input partition -> next offset (as committed)
         self.windows: dict[str, WindowView] = {}   # windows being counted, for the volume gauges
@@ -434,8 +435,18 @@ class SlaMonitor:
         commit.policy_version = self.policy.version
         emitted_at = self.now()
         encode = self.codec_out.encode
+        encode_clock = self.outcome_encoder.encode
         rows = []
         for emission in emissions:
+            clock = emission.clock
+            if clock is not None:
+                cid = clock_id(clock.key)
+                value = encode_clock(clock, emission.kind, emission.policy_version, cid, emitted_at)
+                if value is not None:  # else the codec's path below writes (or explains) it
+                    rows.append(store.OutboxRow(
+                        cid, emission.kind, clock.sla, clock.lead_id, clock.team, clock.outcome or "open",
+                        emitted_at, lead_key(clock.lead_id), value))
+                    continue
             record = outcome_record(emission, emitted_at)
             rows.append(store.OutboxRow(
                 record["clock_id"], emission.kind, record["sla"], record["lead_id"], record["team"],
