@@ -6,8 +6,9 @@ encoder now are the service's own (`services/lifecycle/wire.py`: `EnvelopeDecode
 `LifecycleEncoder.splice`), so there is one implementation of the codec fast paths. What is left
 here is only the loop: per message the wire reader, the event-id dedup, the state machine
 (`advance`, as `LeadLog.apply` runs it), the splice.
-Beside the service variant (`services/bench/core.py`, which runs `batch.decode_record` and builds a
-`Decoded` per record as the service does) it shows what the service's per-record structure costs.
+Beside the service variant (`services/bench/core.py`, which runs `batch.decode_partition` per round
+and so holds a `Decoded` per record of the round, as the service does) it shows what the service's
+per-record structure costs.
 
 Anything the fast path does not read (another schema version, a long string, a NUL, a corrupt
 body) goes through the Avro codec per event, so the result is always the same.

@@ -51,7 +51,7 @@ def test_every_variant_agrees_and_the_core_measure_reports_them():
     for variant in doc["variants"].values():
         assert variant["events_per_cpu_s"] > 0
     assert doc["profile_service"] and doc["profile_batch"]
-    assert set(doc["stage_us_per_event"]) >= {"decode_record", "apply_event_with_dedup", "encode_lifecycle_record"}
+    assert set(doc["stage_us_per_event"]) >= {"decode_partition", "apply_event_with_dedup", "encode_lifecycle_record"}
     assert set(doc["batch_ablation_us_per_event"]) >= {"all on", "no_domain"}
 
 
