@@ -583,5 +583,17 @@ def _write_report(service: SlaMonitor, path: str) -> None:
            "emissions": service.emissions_committed, "ticks": service.ticks, "cpu_s_batches": cpu,
            "cpu_s_total": time.process_time(),
            "published": service.relay.published if service.relay is not None else None}
+    # Seconds the process's threads ran, and waited on a run queue for a core (Linux schedstat):
+    # a wait much larger than the run time means the monitor was starved of CPU, not slow itself.
+    run_ns = wait_ns = 0
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{tid}/schedstat", encoding="ascii") as f:
+                run, wait, _slices = f.read().split()
+            run_ns += int(run)
+            wait_ns += int(wait)
+        doc["sched_run_s"], doc["sched_wait_s"] = run_ns / 1e9, wait_ns / 1e9
+    except (OSError, ValueError) as exc:  # not Linux, or a thread ended meanwhile: left out
+        doc["sched_error"] = repr(exc)
     with open(path, "w", encoding="utf-8") as f:
         json.dump(doc, f)
