@@ -132,7 +132,9 @@ class KafkaNode:
         cp = resolve_classpath(CLASSPATH_CACHE)
         config = self._write_config()
         if not (self.home / "data" / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            cluster_id = "-"
+            while cluster_id.startswith("-"):   # as Kafka's Uuid.randomUuid: a leading '-' reads as an option
+                cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
             fmt = subprocess.run(
                 [java, "-cp", cp, f"-Dlog4j2.configurationFile={LOG4J}", "kafka.tools.StorageTool",
                  "format", "-t", cluster_id, "-c", str(config)],
