@@ -679,9 +679,13 @@ def pipeline_health() -> dm.Dashboard:
         w=8,
     ))
     b.add(ts(
-        "Batches/s",
-        "Consumed batches per second.",
-        [(f"sum(rate(leadflow_lifecycle_batch_size_count[{rate}]))", "batches")],
+        "Batches and Kafka transactions/s",
+        "Consumed batches per second, and Kafka transactions committed to leadflow.lifecycle "
+        "(one per partition and batch, fewer when the broker is slow and batches merge).",
+        [
+            (f"sum(rate(leadflow_lifecycle_batch_size_count[{rate}]))", "batches"),
+            (f"sum(rate(leadflow_lifecycle_transactions_total[{rate}]))", "Kafka transactions"),
+        ],
         unit="reqps",
         w=8,
     ))

@@ -253,6 +253,7 @@ def synthetic_series() -> list[dict]:
         (f'leadflow_lifecycle_events_applied_total{{{life},type="lead.created"}}', f"0+5{n}"),
         (f'leadflow_lifecycle_events_ignored_total{{{life},reason="backward"}}', f"0+1{n}"),
         (f'leadflow_lifecycle_duplicates_total{{{life}}}', f"0+1{n}"),
+        (f'leadflow_lifecycle_transactions_total{{{life}}}', f"0+5{n}"),
         (f'leadflow_lifecycle_rejections_total{{{life},reason="no_fit"}}', f"0+1{n}"),
         (f'leadflow_lifecycle_leads{{{life},stage="mql"}}', f"40{n}"),
         (f'leadflow_lifecycle_leads{{{life},stage="sql"}}', f"12{n}"),

@@ -286,6 +286,7 @@ def test_the_brief_metric_set_is_documented():
         "leadflow_lifecycle_rejections_total",
         "leadflow_lifecycle_batch_size",
         "leadflow_lifecycle_batch_duration_seconds",
+        "leadflow_lifecycle_transactions_total",
         "leadflow_lifecycle_leads",
         "leadflow_consumer_lag",
         "leadflow_consumer_records_total",
