@@ -4,10 +4,11 @@ core makes of them (what sits on leadflow.lifecycle)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 from datetime import datetime, timedelta, timezone
 
 from services.bench.traffic import generate_events
-from services.common.avro_codec import AvroCodec, event_from_avro, event_to_avro
+from services.common.avro_codec import AvroCodec, event_to_avro
 from services.common.envelope import Event, parse_event
 from services.common.kafka import lead_key
 from services.lifecycle.domain import LeadLog
@@ -57,19 +58,33 @@ def build_dataset(count: int, seed: int = 7, start: datetime | None = None, lead
     return Dataset(seed, events, messages)
 
 
+def lifecycle_step() -> Callable[[int, bytes], bytes | None]:
+    """`step(offset, message)`: the lifecycle record of one leadflow.events message, made by the
+    service's own decode, state machine and encoder (`core.service_codec`), one lead log per step
+    function; None for an event that gets no version (a duplicate). Also the Faust peer's work."""
+    from services.bench.core import service_codec
+
+    _name, decode, encode = service_codec(AvroCodec("event_envelope"), AvroCodec("lifecycle_record"))
+    apply = LeadLog().apply
+
+    def step(offset: int, message: bytes) -> bytes | None:
+        d = decode(offset, message)
+        if d.event is None:
+            raise ValueError(f"bench record at offset {offset} is unreadable: {d.error}")
+        t = apply(d.event)
+        return encode(t, d) if t.version is not None else None
+
+    return step
+
+
 def lifecycle_records(dataset: Dataset) -> list[tuple[bytes, bytes]]:
     """The leadflow.lifecycle records of the dataset, as the service's own code makes them."""
     if dataset.lifecycle is None:
-        from services.bench.core import service_codec
-
-        in_codec, out_codec = AvroCodec("event_envelope"), AvroCodec("lifecycle_record")
-        _name, decode, encode = service_codec(in_codec, out_codec)
-        log = LeadLog()
+        step = lifecycle_step()
         out: list[tuple[bytes, bytes]] = []
-        for key, message in dataset.messages:
-            envelope = decode(message)
-            t = log.apply(event_from_avro(envelope))
-            if t.version is not None:
-                out.append((key, encode(t, envelope, message)))
+        for offset, (key, message) in enumerate(dataset.messages):
+            record = step(offset, message)
+            if record is not None:
+                out.append((key, record))
         dataset.lifecycle = out
     return dataset.lifecycle

@@ -125,23 +125,18 @@ def faust_app(kind: str, input_topic: str, output_topic: str | None, count: int,
             _write_report(report, seen["first_at"], time.time(), seen["n"])
 
     if kind == "faust-peer":
-        from services.bench.core import service_codec
-        from services.common.avro_codec import AvroCodec, event_from_avro
-        from services.lifecycle.domain import LeadLog
+        from services.bench.dataset import lifecycle_step
 
-        # The same decode/encode functions as the lifecycle service: only the framework differs.
-        _name, decode, encode = service_codec(AvroCodec("event_envelope"), AvroCodec("lifecycle_record"))
-        log = LeadLog()
+        # The same decode/apply/encode functions as the lifecycle service: only the framework differs.
+        step = lifecycle_step()
         sink = app.topic(output_topic, key_serializer="raw", value_serializer="raw")
 
         @app.agent(source)
         async def lifecycle(stream):
             async for event in stream.events():
-                message = event.value
-                envelope = decode(message)
-                t = log.apply(event_from_avro(envelope))
-                if t.version is not None:
-                    await sink.send(key=event.key, value=encode(t, envelope, message))
+                record = step(event.message.offset, event.value)
+                if record is not None:
+                    await sink.send(key=event.key, value=record)
                 progress(1)
     elif style == "take":
         @app.agent(source)
