@@ -27,6 +27,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 from services.bench.fastcore import ABLATIONS, BatchCore
 from services.common.avro_codec import AvroCodec, event_from_avro
+from services.common.runtime import tune_gc
 from services.lifecycle.batch import Decoded, decode_partition, decode_record, lifecycle_record
 from services.lifecycle.domain import LeadLog
 from services.lifecycle.service import LifecycleOptions
@@ -181,6 +182,14 @@ def profile(fn: Callable[[], Any], top: int = 12) -> list[dict[str, Any]]:
 
 def measure_core(messages: Sequence[bytes], repeats: int = 3, with_profile: bool = True) -> dict[str, Any]:
     """Run every variant `repeats` times over `messages`; check they agree byte for byte."""
+    previous_gc = tune_gc()   # as the lifecycle service runs (services/common/runtime.py)
+    try:
+        return _measure_core(messages, repeats, with_profile)
+    finally:
+        gc.set_threshold(*previous_gc)
+
+
+def _measure_core(messages: Sequence[bytes], repeats: int, with_profile: bool) -> dict[str, Any]:
     in_codec, out_codec = AvroCodec("event_envelope"), AvroCodec("lifecycle_record")
     variants = make_variants(in_codec, out_codec)
     service_rounds(messages)   # the consumer records, built before any timing
@@ -202,6 +211,7 @@ def measure_core(messages: Sequence[bytes], repeats: int = 3, with_profile: bool
     identical = {name: out == reference for name, out in outputs.items()}
     doc: dict[str, Any] = {
         "service_path": service_codec(in_codec, out_codec)[0],
+        "gc_thresholds": list(gc.get_threshold()),
         "events": n,
         "records_out": len(reference),
         "repeats": repeats,

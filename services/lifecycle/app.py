@@ -16,6 +16,7 @@ from aiokafka.errors import KafkaConnectionError
 from prometheus_client import CollectorRegistry
 
 from services.common.config import ConfigError, Settings, load_settings
+from services.common.runtime import tune_gc
 from services.lifecycle.service import LifecycleOptions, LifecycleService, load_options
 
 log = logging.getLogger("leadflow.lifecycle")
@@ -41,6 +42,7 @@ async def run_service(settings: Settings, options: LifecycleOptions | None = Non
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    tune_gc()
     try:
         settings = load_settings()
         options = load_options()

@@ -16,6 +16,8 @@ import sys
 
 import click
 
+from services.common.runtime import tune_gc
+
 EXIT_CONFIG = 2
 EXIT_STANDBY = 3
 
@@ -43,6 +45,7 @@ def main() -> int:
                         stream=sys.stderr)
     for noisy in ("aiokafka", "faust", "mode"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    tune_gc()
     config, error = load_config()
     if config is None:
         print(error, file=sys.stderr)
