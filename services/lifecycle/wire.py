@@ -40,6 +40,7 @@ from services.common.avro_codec import (
     HEADER_LEN, AvroCodec, AvroCodecError, decode_payload_json, event_from_avro, event_to_avro,
     load_schema_json, schema_fingerprint,
 )
+from services.common.avro_wire import InternedText, encode_long, read_long
 from services.common.envelope import Event
 from services.lifecycle.domain import Transition
 from services.lifecycle.domain.frozen_build import draft_class, fast_constructor
@@ -73,19 +74,6 @@ _UNREADABLE = (IndexError, ValueError, UnicodeDecodeError, OverflowError, struct
                TypeError, AttributeError)
 
 
-def _long(n: int) -> bytes:
-    """Avro long: zig-zag, then base-128 varint."""
-    n = (n << 1) ^ (n >> 63)
-    if n < 0x80:
-        return bytes((n,))
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 def _layout_matches(fields: list, layout: tuple) -> bool:
     if len(fields) != len(layout):
         return False
@@ -98,23 +86,6 @@ def _layout_matches(fields: list, layout: tuple) -> bool:
         elif field.get("type") != kind:
             return False
     return True
-
-
-class _Interned(dict):
-    """bytes -> the str they decode to, filled on first use (lead ids, types, sources repeat);
-    emptied when it reaches `limit` entries, so a long-running service stays bounded."""
-
-    __slots__ = ("limit",)
-
-    def __init__(self, limit: int) -> None:
-        super().__init__()
-        self.limit = limit
-
-    def __missing__(self, raw: bytes) -> str:
-        if len(self) >= self.limit:
-            self.clear()
-        text = self[raw] = raw.decode("utf-8")
-        return text
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
@@ -149,7 +120,7 @@ class _Encoded(dict):
         if len(self) >= 100_000:
             self.clear()
         raw = value.encode("utf-8")
-        enc = self[value] = _long(len(raw)) + raw
+        enc = self[value] = encode_long(len(raw)) + raw
         return enc
 
 
@@ -166,7 +137,7 @@ class _OptEncoded(dict):
             self.clear()
             self[None] = b"\x00"
         raw = value.encode("utf-8")
-        enc = self[value] = b"\x02" + _long(len(raw)) + raw
+        enc = self[value] = b"\x02" + encode_long(len(raw)) + raw
         return enc
 
 
@@ -194,24 +165,8 @@ class _Versions(dict):
     def __missing__(self, n: int) -> bytes:
         if len(self) >= 100_000:
             self.clear()
-        enc = self[n] = _long(n)
+        enc = self[n] = encode_long(n)
         return enc
-
-
-def _read_long(m: bytes, pos: int) -> tuple[int, int]:
-    """The zig-zag varint (Avro long) at `pos`, and the position after it."""
-    b = m[pos]
-    pos += 1
-    n = b & 0x7F
-    shift = 7
-    while b & 0x80:
-        b = m[pos]
-        pos += 1
-        n |= (b & 0x7F) << shift
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint too long")
-    return (n >> 1) ^ -(n & 1), pos
 
 
 def _decode_body(m: bytes) -> tuple[str, str, str, datetime, str, str]:
@@ -220,7 +175,7 @@ def _decode_body(m: bytes) -> tuple[str, str, str, datetime, str, str]:
     pos = HEADER_LEN
     values: list[Any] = []
     for i in range(6):
-        n, pos = _read_long(m, pos)
+        n, pos = read_long(m, pos)
         if i == 3:
             values.append(EPOCH + timedelta(microseconds=n))
             continue
@@ -236,7 +191,7 @@ def _decode_body(m: bytes) -> tuple[str, str, str, datetime, str, str]:
 def _make_reader(header: bytes, intern_limit: int) -> Callable[[bytes], tuple[Event, str] | None]:
     """read(message) -> (Event, payload_json) for a message of the current event_envelope schema
     with no NUL in its strings, else None. Every look-up is a local of this closure."""
-    interned = _Interned(intern_limit)
+    interned = InternedText(intern_limit)
     payloads = _Payloads()
     payload_limit = _Payloads.LIMIT
     event_draft = _EventDraft
@@ -430,7 +385,7 @@ class LifecycleEncoder:
 
 def _skip_string(m: bytes, pos: int) -> int:
     """The position after the Avro string at `pos`."""
-    n, pos = _read_long(m, pos)
+    n, pos = read_long(m, pos)
     if n < 0 or pos + n > len(m):
         raise ValueError("bad string length")
     return pos + n

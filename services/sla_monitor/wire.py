@@ -6,7 +6,7 @@ dict and `event_from_avro` cost about 3x this).
 
 - strings are read by their varint length and decoded with `bytes.decode`; lead ids, stages,
   types, sources, channels, segments, owners and teams repeat, so they go through a bounded
-  bytes -> str dict (`_Interned`);
+  bytes -> str dict (`InternedText`);
 - `occurred_at` (timestamp-micros) becomes `EPOCH + timedelta(microseconds=n)`, exactly what
   fastavro gives;
 - the payload JSON is parsed at once with the codec's own reader (a record whose payload is not
@@ -30,6 +30,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from services.common.avro_codec import HEADER_LEN, AvroCodec, decode_payload_json, load_schema_json
+from services.common.avro_wire import InternedText, encode_long, read_long
 from services.common.envelope import Event
 from services.lifecycle.domain import UNKNOWN_FIT, Transition
 from services.lifecycle.domain.frozen_build import fast_constructor
@@ -75,45 +76,13 @@ def layout_matches(schema: dict) -> bool:
     return True
 
 
-class _Interned(dict):
-    """bytes -> the str they decode to, filled on first use; emptied at `limit` entries."""
-
-    __slots__ = ("limit",)
-
-    def __init__(self, limit: int) -> None:
-        super().__init__()
-        self.limit = limit
-
-    def __missing__(self, raw: bytes) -> str:
-        if len(self) >= self.limit:
-            self.clear()
-        text = self[raw] = raw.decode("utf-8")
-        return text
-
-
-def _read_long(m: bytes, pos: int) -> tuple[int, int]:
-    """The zig-zag varint (Avro long) at `pos`, and the position after it."""
-    b = m[pos]
-    pos += 1
-    n = b & 0x7F
-    shift = 7
-    while b & 0x80:
-        b = m[pos]
-        pos += 1
-        n |= (b & 0x7F) << shift
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint too long")
-    return (n >> 1) ^ -(n & 1), pos
-
-
 def make_reader(header: bytes, intern_limit: int = 50_000) -> Callable[[bytes], Transition | None]:
     """read(message) -> the Transition of a lifecycle_record message of the current schema, or None
     when this reader does not take it (the caller decodes with the codec). Locals only.
 
     A varint below 0x80 (every string under 64 bytes, every union index) is read inline; longer
-    ones through `_read_long`. A negative string length or one past the end raises ValueError."""
-    interned = _Interned(intern_limit)
+    ones through `read_long`. A negative string length or one past the end raises ValueError."""
+    interned = InternedText(intern_limit)
     new_event = _new_event
     new_transition = _new_transition
     parse = decode_payload_json
@@ -122,7 +91,7 @@ def make_reader(header: bytes, intern_limit: int = 50_000) -> Callable[[bytes], 
     unreadable = _UNREADABLE
     unknown_fit = UNKNOWN_FIT
     hl = HEADER_LEN
-    long_at = _read_long
+    long_at = read_long
 
     def string_at(m: bytes, pos: int, end: int) -> tuple[bytes, int]:
         b = m[pos]
@@ -342,17 +311,6 @@ OUTCOME_TYPES = {
 _INT_MIN, _INT_MAX = -(1 << 31), (1 << 31) - 1
 
 
-def _zigzag(n: int) -> bytes:
-    """Avro long: zig-zag, then base-128 varint."""
-    n = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 def _micros(value: datetime) -> int:
     """fastavro's timestamp-micros of an aware datetime (exact integer arithmetic)."""
     delta = value - EPOCH
@@ -387,8 +345,8 @@ class ClockOutcomeEncoder:
         self.fast = outcome_layout_matches(schema)
         if self.fast:
             fields = {f["name"]: f["type"] for f in schema["fields"]}
-            self.kinds = {s: _zigzag(i) for i, s in enumerate(fields["kind"]["symbols"])}
-            self.outcomes = {s: _zigzag(i) for i, s in enumerate(fields["outcome"]["symbols"])}
+            self.kinds = {s: encode_long(i) for i, s in enumerate(fields["kind"]["symbols"])}
+            self.outcomes = {s: encode_long(i) for i, s in enumerate(fields["outcome"]["symbols"])}
             self.strings: dict[str, bytes] = {}   # sla names, policy versions, teams: they repeat
         if not self.fast:
             log.warning("sla_outcome schema changed: the fast encoder is off (the codec encodes)")
@@ -397,7 +355,7 @@ class ClockOutcomeEncoder:
         raw = self.strings.get(text)
         if raw is None:
             data = text.encode("utf-8")
-            raw = _zigzag(len(data)) + data
+            raw = encode_long(len(data)) + data
             if len(self.strings) < 10_000:
                 self.strings[text] = raw
         return raw
@@ -418,22 +376,22 @@ class ClockOutcomeEncoder:
                 attempts, required = clock.attempts, clock.required
                 if not (_INT_MIN <= attempts <= _INT_MAX and _INT_MIN <= required <= _INT_MAX):
                     return None
-                ints = b"\x02" + _zigzag(attempts) + b"\x02" + _zigzag(required)
+                ints = b"\x02" + encode_long(attempts) + b"\x02" + encode_long(required)
             else:
                 ints = b"\x00\x00"
             lead = clock.lead_id.encode("utf-8")
             cid = clock_id.encode("utf-8")
             team = clock.team
             return b"".join((
-                self.header, kind_b, self._string(clock.sla), b"\x02", _zigzag(len(lead)), lead,
+                self.header, kind_b, self._string(clock.sla), b"\x02", encode_long(len(lead)), lead,
                 b"\x00",                                       # scope: an empty map
-                _zigzag(len(cid)), cid, outcome_b, _zigzag(_micros(started)),
-                b"\x00" if due is None else b"\x02" + _zigzag(_micros(due)),
-                b"\x00" if stopped is None else b"\x02" + _zigzag(_micros(stopped)),
+                encode_long(len(cid)), cid, outcome_b, encode_long(_micros(started)),
+                b"\x00" if due is None else b"\x02" + encode_long(_micros(due)),
+                b"\x00" if stopped is None else b"\x02" + encode_long(_micros(stopped)),
                 b"\x00\x00\x00\x00\x00",                       # window_start/end, count, target, fit_share
                 ints, b"\x01" if clock.corrected else b"\x00", self._string(policy_version),
                 b"\x00" if team is None else b"\x02" + self._string(team),
-                _zigzag(_micros(emitted_at)),
+                encode_long(_micros(emitted_at)),
             ))
         except (UnicodeEncodeError, TypeError, AttributeError, OverflowError):
             return None
