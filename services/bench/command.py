@@ -31,14 +31,27 @@ FULL_EVENTS = 200_000
 @click.option("--seed", type=int, default=7, show_default=True, help="Seed of the traffic generator.")
 @click.option("--instances", type=click.IntRange(1, 16), default=1, show_default=True,
               help="Lifecycle service processes sharing the partitions in part 4.")
+@click.option("--rates", default=None, metavar="R1,R2,...",
+              help="The latency ladder of part 6 in events/s, tried in order until one is sustained "
+                   "[default: 5000,2500,1000,500,250].")
 def bench(events: int | None, quick: bool, json_path: Path | None, parts: str, partitions: int, seed: int,
-          instances: int) -> None:
+          instances: int, rates: str | None) -> None:
     """Benchmark leadflow against its peers: core, passthrough, Faust, lifecycle, SLA monitor, latency."""
     chosen = tuple(p.strip() for p in parts.split(",") if p.strip())
     unknown = [p for p in chosen if p not in ALL_PARTS]
     if unknown:
         raise click.BadParameter(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(ALL_PARTS)}",
                                  param_hint="--parts")
+    latency: dict = {}
+    if rates is not None:
+        try:
+            ladder = [int(r) for r in rates.split(",") if r.strip()]
+        except ValueError:
+            ladder = []
+        if not ladder or min(ladder) < 10:
+            raise click.BadParameter(f"expected whole events/s of at least 10, comma-separated, got {rates!r}",
+                                     param_hint="--rates")
+        latency["rates"] = ladder
     import logging
 
     # aiokafka logs every retry while a topic the bench just created elects its leaders.
@@ -46,7 +59,7 @@ def bench(events: int | None, quick: bool, json_path: Path | None, parts: str, p
     console = Console(stderr=True)
     options = Options(events=events or (QUICK_EVENTS if quick else FULL_EVENTS), quick=quick, parts=chosen,
                       partitions=partitions, seed=seed, deadline_s=QUICK_DEADLINE_S if quick else None,
-                      instances=instances)
+                      instances=instances, latency=latency)
     try:
         result = run(options, log=lambda msg: console.print(f"[dim]{msg}[/dim]"))
     except StackError as exc:

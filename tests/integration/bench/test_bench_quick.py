@@ -61,6 +61,9 @@ def test_cli_writes_the_json_and_refuses_unknown_parts(tmp_path):
     refused = runner.invoke(main, ["bench", "--parts", "core,warp"])
     assert refused.exit_code == 2
     assert "unknown part" in refused.output
+    refused = runner.invoke(main, ["bench", "--parts", "latency", "--rates", "1000,fast"])
+    assert refused.exit_code == 2
+    assert "expected whole events/s" in refused.output
     out = tmp_path / "bench.json"
     done = runner.invoke(main, ["bench", "--quick", "--events", "1000", "--parts", "core", "--json", str(out)])
     assert done.exit_code == 0, done.output
