@@ -226,8 +226,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
     }
 
 
-def env_number(env: Mapping[str, str], name: str, default, cast=float):
-    """A positive number from the environment variable `name`, else `default`."""
+def env_number(env: Mapping[str, str], name: str, default, cast=float, allow_zero: bool = False):
+    """A positive number (or zero, with `allow_zero`) from the environment variable `name`, else
+    `default`."""
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -235,8 +236,8 @@ def env_number(env: Mapping[str, str], name: str, default, cast=float):
         value = cast(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive, got {raw!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{name} must be {'zero or more' if allow_zero else 'positive'}, got {raw!r}")
     return value
 
 
