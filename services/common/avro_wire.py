@@ -3,6 +3,21 @@ services/sla_monitor/wire.py): fastavro's per-call set-up costs more than a 100-
 Everything else about Avro goes through services/common/avro_codec.py."""
 from __future__ import annotations
 
+_OPT = ["null", "string"]
+# The field layouts the hand-written readers and writers assume; each checks the schema it is
+# given against them at start-up and leaves the work to the codec when they differ. "event" is
+# an embedded event_envelope.
+LIFECYCLE_LAYOUT = (
+    ("lead_id", "string"), ("event_id", "string"), ("version", "long"), ("from_stage", _OPT),
+    ("to_stage", "string"), ("ignored", _OPT), ("event", "event_envelope"), ("channel", _OPT),
+    ("segment", _OPT), ("fit", _OPT), ("owner", _OPT), ("team", _OPT),
+)
+ENVELOPE_LAYOUT = (
+    ("event_id", "string"), ("lead_id", "string"), ("type", "string"),
+    ("occurred_at", {"type": "long", "logicalType": "timestamp-micros"}), ("source", "string"),
+    ("payload_json", "string"),
+)
+
 
 def encode_long(n: int) -> bytes:
     """Avro long: zig-zag, then base-128 varint."""

@@ -40,25 +40,13 @@ from services.common.avro_codec import (
     HEADER_LEN, AvroCodec, AvroCodecError, decode_payload_json, event_from_avro, event_to_avro,
     load_schema_json, schema_fingerprint,
 )
-from services.common.avro_wire import InternedText, encode_long, read_long
+from services.common.avro_wire import ENVELOPE_LAYOUT, LIFECYCLE_LAYOUT, InternedText, encode_long, read_long
 from services.common.envelope import Event
 from services.lifecycle.domain import Transition
 from services.lifecycle.domain.frozen_build import draft_class, fast_constructor
 
 log = logging.getLogger("leadflow.lifecycle")
 
-_OPT = ["null", "string"]
-# The lifecycle_record layout the fast encoder writes; "event" is checked against event_envelope.
-LIFECYCLE_LAYOUT = (
-    ("lead_id", "string"), ("event_id", "string"), ("version", "long"), ("from_stage", _OPT),
-    ("to_stage", "string"), ("ignored", _OPT), ("event", "event_envelope"), ("channel", _OPT),
-    ("segment", _OPT), ("fit", _OPT), ("owner", _OPT), ("team", _OPT),
-)
-ENVELOPE_LAYOUT = (
-    ("event_id", "string"), ("lead_id", "string"), ("type", "string"),
-    ("occurred_at", {"type": "long", "logicalType": "timestamp-micros"}), ("source", "string"),
-    ("payload_json", "string"),
-)
 UTC = timezone.utc
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Microsecond times in [0, this) are exact through a float (see the module doc): until 2242.

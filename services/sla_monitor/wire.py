@@ -30,24 +30,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from services.common.avro_codec import HEADER_LEN, AvroCodec, decode_payload_json, load_schema_json
-from services.common.avro_wire import InternedText, encode_long, read_long
+from services.common.avro_wire import ENVELOPE_LAYOUT, LIFECYCLE_LAYOUT, InternedText, encode_long, read_long
 from services.common.envelope import Event
 from services.lifecycle.domain import UNKNOWN_FIT, Transition
 from services.lifecycle.domain.frozen_build import fast_constructor
 
 log = logging.getLogger("leadflow.sla_monitor")
 
-_OPT = ["null", "string"]
-LIFECYCLE_LAYOUT = (
-    ("lead_id", "string"), ("event_id", "string"), ("version", "long"), ("from_stage", _OPT),
-    ("to_stage", "string"), ("ignored", _OPT), ("event", "event_envelope"), ("channel", _OPT),
-    ("segment", _OPT), ("fit", _OPT), ("owner", _OPT), ("team", _OPT),
-)
-ENVELOPE_LAYOUT = (
-    ("event_id", "string"), ("lead_id", "string"), ("type", "string"),
-    ("occurred_at", {"type": "long", "logicalType": "timestamp-micros"}), ("source", "string"),
-    ("payload_json", "string"),
-)
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _new_event = fast_constructor(Event)
 _new_transition = fast_constructor(Transition)
