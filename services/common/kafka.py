@@ -2,6 +2,8 @@
 settings every leadflow client needs (acks=all, idempotence, read_committed, manual commits)."""
 from __future__ import annotations
 
+import asyncio
+import logging
 from functools import lru_cache
 from typing import Any, Iterable
 
@@ -101,6 +103,21 @@ def group_id_for(settings: Settings, service: str) -> str:
     pipeline on the same cluster) gets a consumer group of its own."""
     prefix = settings.topics.prefix
     return f"leadflow-{service}" if prefix == "leadflow." else f"leadflow-{service}-{prefix.rstrip('.')}"
+
+
+async def leave_group(owner, log: logging.Logger, timeout_s: float = 30.0) -> None:
+    """Stop `owner.consumer` (leaving the group: the revoke callback runs) within `timeout_s`,
+    then `await owner._release(part)` for every partition still in `owner._parts`, and empty it.
+    A consumer that does not stop cleanly is logged and the release goes on: the next owner of
+    the partitions recovers them whatever this one left."""
+    if owner.consumer is not None:
+        try:
+            await asyncio.wait_for(owner.consumer.stop(), timeout_s)
+        except Exception as exc:  # noqa: BLE001 - shutting down: report, then release the rest
+            log.warning("consumer stop: %r", exc)
+    for part in list(owner._parts.values()):
+        await owner._release(part)
+    owner._parts.clear()
 
 
 class RebalanceDelegate(ConsumerRebalanceListener):

@@ -40,7 +40,7 @@ from aiokafka.producer.transaction_manager import TransactionState
 from services.common.avro_codec import AvroCodec
 from services.common.config import Settings
 from services.common.envelope import InvalidEvent, parse_event
-from services.common.kafka import RebalanceDelegate, group_id_for, make_consumer, make_producer
+from services.common.kafka import RebalanceDelegate, group_id_for, leave_group, make_consumer, make_producer
 from services.ingest.metrics import IngestMetrics
 from services.ingest.records import OutRecord, decode_record_value, dlq_record, error_field, event_record
 
@@ -181,14 +181,7 @@ class InboundConsumer:
     async def close(self) -> None:
         """Leave the group (the revoke callback closes the producers), then release the rest."""
         self._stopping.set()
-        if self.consumer is not None:
-            try:
-                await asyncio.wait_for(self.consumer.stop(), 30)
-            except Exception as exc:  # noqa: BLE001
-                log.warning("consumer stop: %r", exc)
-        for part in list(self._parts.values()):
-            await self._release(part)
-        self._parts.clear()
+        await leave_group(self, log)
         self.consumer = None
 
     # --- rebalance ------------------------------------------------------------------------------

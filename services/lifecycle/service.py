@@ -28,7 +28,9 @@ from prometheus_client import CollectorRegistry
 
 from services.common.avro_codec import AvroCodec
 from services.common.config import Settings, env_flag, env_number
-from services.common.kafka import RebalanceDelegate, ensure_topics, group_id_for, lead_key, make_consumer
+from services.common.kafka import (
+    RebalanceDelegate, ensure_topics, group_id_for, lead_key, leave_group, make_consumer,
+)
 from services.common.metrics import serve_metrics
 from services.lifecycle import store
 from services.lifecycle.batch import (
@@ -240,14 +242,7 @@ class LifecycleService:
                     await self._drain_publishing(list(self._parts.values()))
             except Exception as exc:  # noqa: BLE001 - the next owner recovers from the store
                 log.warning("finishing the last round on close: %r", exc)
-        if self.consumer is not None:
-            try:
-                await asyncio.wait_for(self.consumer.stop(), 30)
-            except Exception as exc:  # noqa: BLE001
-                log.warning("consumer stop: %r", exc)
-        for part in list(self._parts.values()):
-            await self._release(part)
-        self._parts.clear()
+        await leave_group(self, log)
         if self.pool is not None:
             await self.pool.close()
         if self._metrics_runner is not None:
