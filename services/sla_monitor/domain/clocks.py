@@ -24,7 +24,8 @@ STARTED = "started"
 CORRECTED = "corrected"  # a declared breach decided otherwise (met, cancelled), or a window's outcome changed
 WINDOW_CLOSED = "window_closed"  # a window judged for the first time
 WINDOW_REJUDGED = "window_rejudged"  # a judged window counted a late lead: same outcome, new count
-EMISSION_KINDS = (STARTED, MET, BREACHED, CANCELLED, CORRECTED, WINDOW_CLOSED, WINDOW_REJUDGED)
+LATE_STOP = "late_stop"  # the first stop after due of a clock already declared breached: still breached
+EMISSION_KINDS = (STARTED, MET, BREACHED, CANCELLED, CORRECTED, WINDOW_CLOSED, WINDOW_REJUDGED, LATE_STOP)
 
 ClockKey = tuple[str, str, str]  # (sla, lead_id, id of the starting event)
 WindowKey = tuple[str, str, str]  # (sla, owner or "", window start as RFC 3339 UTC)

@@ -62,6 +62,7 @@ from services.sla_monitor.domain.clocks import (
     BREACHED,
     CANCELLED,
     CORRECTED,
+    LATE_STOP,
     MET,
     STARTED,
     WINDOW_CLOSED,
@@ -334,12 +335,15 @@ class SlaEngine:
             if not late:
                 self._settle(clock, MET, event, out)
                 return True
-            if clock.outcome is None:
-                self._declare_breach(clock, at, out, by_event=True)
             if clock.stopped_at is None:  # the first late stop is recorded; it decides nothing
                 clock.stopped_at = at
                 clock.stop_event_id = event.event_id
-                self._changed(clock)
+                if clock.outcome is None:  # found breached by it: the breach record carries it
+                    self._declare_breach(clock, at, out, by_event=True)
+                else:
+                    self._changed(clock)
+                    _, late_news = self._declared(at, at)
+                    out.append(Emission(LATE_STOP, at, clock.policy_version, clock=clock.copy(), late=late_news))
             return True
         if entered in _CANCELLING_STAGES[clock.kind] and not late:
             self._settle(clock, CANCELLED, event, out)
