@@ -17,6 +17,7 @@ from services.sla_monitor.domain.clocks import (
     BREACHED,
     CANCELLED,
     CORRECTED,
+    LATE_STOP,
     MET,
     STARTED,
     WINDOW_CLOSED,
@@ -165,7 +166,7 @@ class SlaMetrics:
                 pair = (clock.sla, self._clock_team(clock, team_cache))
                 if pair not in self._known:
                     self.know(*pair)  # a started clock counts nothing, but creates its series
-                if kind == STARTED:
+                if kind == STARTED or kind == LATE_STOP:  # a late stop changes no outcome
                     continue
                 if kind in OUTCOMES:
                     key = (pair[0], pair[1], kind, declared)
