@@ -135,7 +135,11 @@ def _window_view(snapshot: Mapping[str, Any]) -> WindowView:
 
 
 def _window_id_of(snapshot: Mapping[str, Any]) -> str:
-    return window_id((snapshot["sla"], snapshot["owner"] or "", format_utc(parse_rfc3339(snapshot["window_start"]))))
+    """The id of a window snapshot (Window.make_key's, without building the window)."""
+    start = format_utc(parse_rfc3339(snapshot["window_start"]))
+    if snapshot.get("checkpoint"):
+        start = f"{start}/pace/{snapshot['checkpoint']}"
+    return window_id((snapshot["sla"], snapshot["owner"] or "", start))
 
 
 class SlaMonitor:
@@ -205,7 +209,7 @@ class SlaMonitor:
                          self.policy.version, stored.policy_version)
         self.offsets = dict(stored.offsets)
         for snap in stored.windows:
-            if snap["outcome"] is None:
+            if snap["outcome"] is None and not snap.get("checkpoint"):  # the gauges show periods
                 self.windows[_window_id_of(snap)] = _window_view(snap)
         log.info("sla_monitor state: %d clocks awaiting a stop, %d windows, offsets %s, epoch %d, policy %s",
                  sum(1 for _ in self.engine.live_clocks()), len(stored.windows), self.offsets or "{}",
@@ -486,7 +490,7 @@ class SlaMonitor:
         self.metrics.count_emissions(emissions)
         self.emissions_committed += len(emissions)
         for snap, wid in zip(changes.windows, window_ids):
-            if snap["final"] or snap["outcome"] is not None:  # the gauges show windows being counted
+            if snap["final"] or snap["outcome"] is not None or snap.get("checkpoint"):  # gauges: periods being counted
                 self.windows.pop(wid, None)
             else:
                 self.windows[wid] = _window_view(snap)
