@@ -21,9 +21,8 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import aiohttp
@@ -38,7 +37,7 @@ from services.common.timefmt import format_utc
 from services.sla_monitor.domain import load_policy
 from services.sla_monitor.domain.clocks import Clock, Window
 from services.stack.process import free_port
-from tests.faults.lifecycle_harness import read_topic
+from tests.faults.lifecycle_harness import read_topic, wait_for
 from tests.integration.sla.sla_harness import read_sla
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
@@ -104,17 +103,6 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
-
-
-async def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(0.5)
 
 
 async def end_offsets(settings, topic: str) -> dict[int, int]:
@@ -235,7 +223,7 @@ async def test_live_outcomes_equal_replay_through_backlog_and_kills(settings, tm
         first, rest = stream[:BACKLOG + 300], stream[BACKLOG + 300:]
         await asyncio.wait_for(send(first), 180)
         note(f"sent {len(first)} events")
-        await wait_for(lambda: _at_least(lifecycle_records, BACKLOG), 180, f"{BACKLOG} lifecycle records")
+        await wait_for(lambda: _at_least(lifecycle_records, BACKLOG), 180, what=f"{BACKLOG} lifecycle records")
         monitor.start()
         note("backlog ready, monitor started")
         # 2. The rest in three parts, the monitor killed with SIGKILL after each of the first two.
@@ -257,7 +245,7 @@ async def test_live_outcomes_equal_replay_through_backlog_and_kills(settings, tm
             rows = await query(settings, "SELECT count(*) AS n FROM lead_events")
             return rows[0]["n"] == unique
 
-        await wait_for(stored_all, 300, f"{unique} events in the event store")
+        await wait_for(stored_all, 300, what=f"{unique} events in the event store")
         note("every event stored")
         # The offset after each partition's last record (a transaction's commit marker follows it).
         async def published_all():
@@ -265,7 +253,7 @@ async def test_live_outcomes_equal_replay_through_backlog_and_kills(settings, tm
             return records if len(records) == unique else None
 
         ends: dict[int, int] = {}
-        for partition, offset, _key, _record in await wait_for(published_all, 120, "leadflow.lifecycle"):
+        for partition, offset, _key, _record in await wait_for(published_all, 120, what="leadflow.lifecycle"):
             ends[partition] = max(ends.get(partition, 0), offset + 1)
 
         async def monitor_caught_up():
@@ -275,7 +263,7 @@ async def test_live_outcomes_equal_replay_through_backlog_and_kills(settings, tm
             done = {r["partition"]: r["next_offset"] for r in rows}
             return all(done.get(p, 0) >= end for p, end in ends.items() if end > 0)
 
-        await wait_for(monitor_caught_up, 300, "the SLA monitor to apply every lifecycle record")
+        await wait_for(monitor_caught_up, 300, what="the SLA monitor to apply every lifecycle record")
         await asyncio.sleep(3)  # a few timer ticks at the wall clock
         monitor.stop()
         until = datetime.now(timezone.utc).replace(microsecond=0)
