@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -217,7 +218,9 @@ async def test_week_report_json_field_by_field(history, tmp_path):
                        "L5", "L6", "marketing_weekly_volume", "sales_acceptance"):
             assert figure in out, (figure, out[:400])
     assert md.startswith("# ") and "| team |" in md
-    assert "<script" in html and "Plotly" in html and "@media print" in html and "cdn" not in html.lower()
+    assert "<script" in html and "Plotly" in html and "@media print" in html
+    # Self-contained: no script, style sheet or image is fetched from anywhere.
+    assert not re.search(r"<(script|link|img)[^>]+(src|href)=[\"']?(https?:)?//", html)
     (tmp_path / "report.html").write_text(html)
 
 
