@@ -42,25 +42,21 @@ def load_report_policy(path: str | None):
 async def produce(settings, policy, week: str | None, month: str | None, team: str | None, now: datetime,
                   list_limit: int) -> dict:
     """The report data, or BadInput naming what is wrong with the period or team."""
-    from services.report.period import PeriodError, parse_month, parse_week
-    from services.report.model import build_report, report_calendar
-    from services.report.queries import team_known, teams
+    from services.report.request import ReportRequestError, parse_period, report_for
     from services.report.store import open_connection
 
-    calendar = report_calendar(policy)
     try:
-        period = parse_week(week, calendar, now) if week is not None else parse_month(month, calendar, now)
-    except PeriodError as exc:
+        parse_period(policy, week, month, now)   # before connecting: a typo needs no database
+    except ReportRequestError as exc:
         raise BadInput(str(exc)) from None
     try:
         conn = await open_connection(settings)
     except Exception as exc:  # asyncpg and OSError alike: the message says enough
         raise click.ClickException(f"cannot reach PostgreSQL ({type(exc).__name__}: {exc}); is the stack up?") from None
     try:
-        if team is not None and not await team_known(conn, team):
-            known = ", ".join(await teams(conn)) or "none yet"
-            raise BadInput(f"team {team!r} is unknown (teams with leads: {known})")
-        return await build_report(conn, policy, period, team, now, list_limit)
+        return await report_for(conn, policy, week, month, team, now, list_limit)
+    except ReportRequestError as exc:
+        raise BadInput(str(exc)) from None
     finally:
         await conn.close()
 
@@ -86,10 +82,6 @@ def report(week, month, team, fmt, out, now_text, policy_path, list_limit) -> No
     from services.common.config import ConfigError, load_settings
     from services.report.render import render
 
-    if (week is None) == (month is None):
-        raise BadInput("give exactly one of --week YYYY-Www or --month YYYY-MM")
-    if team is not None and not team.strip():
-        raise BadInput("--team must not be empty")
     now = parse_now(now_text)
     try:
         settings = load_settings()

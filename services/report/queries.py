@@ -87,7 +87,7 @@ async def windows(conn: asyncpg.Connection, slas: Sequence[str], start: datetime
 # --- clocks (S2, S3, S4, S6, breaches) -------------------------------------------------------------
 
 # A clock with the owner and team it is attributed to (see the module doc) and its snapshot fields.
-_ATTRIBUTED_CLOCKS = """
+ATTRIBUTED_CLOCKS = """
     SELECT c.clock_id, c.sla, c.lead_id, c.outcome, c.started_at, c.due_at,
            (c.snapshot->>'stopped_at')::timestamptz AS stopped_at,
            COALESCE((c.snapshot->>'corrected')::boolean, false) AS corrected,
@@ -103,7 +103,7 @@ _ATTRIBUTED_CLOCKS = """
 
 
 def _clocks_in_period(where: str = "") -> str:
-    return f"""SELECT * FROM ({_ATTRIBUTED_CLOCKS}
+    return f"""SELECT * FROM ({ATTRIBUTED_CLOCKS}
         WHERE c.sla = ANY($1::text[]) AND c.started_at >= $2 AND c.started_at < $3) k
         WHERE ($4::text IS NULL OR k.team = $4) {where}"""
 
@@ -128,7 +128,7 @@ async def open_clocks_due_before(conn: asyncpg.Connection, slas: Sequence[str], 
                                  team: str | None, limit: int | None = None) -> list[asyncpg.Record]:
     """Clocks still open (no outcome) whose due time is before `before`, soonest first."""
     return await conn.fetch(
-        f"""SELECT * FROM ({_ATTRIBUTED_CLOCKS}
+        f"""SELECT * FROM ({ATTRIBUTED_CLOCKS}
                 WHERE c.outcome IS NULL AND c.due_at < $2 AND c.sla = ANY($1::text[])) k
             WHERE ($3::text IS NULL OR k.team = $3)
             ORDER BY due_at, lead_id LIMIT $4""",
@@ -170,7 +170,7 @@ async def feedback_overdue(conn: asyncpg.Connection, slas: Sequence[str], scope:
     """Opportunities (closed-loop clocks started before the period's end) without a result at
     `now` although their due time has passed."""
     return await conn.fetch(
-        f"""SELECT * FROM ({_ATTRIBUTED_CLOCKS}
+        f"""SELECT * FROM ({ATTRIBUTED_CLOCKS}
                 WHERE c.sla = ANY($1::text[]) AND c.started_at < $2 AND c.due_at < $3
                   AND (c.outcome IS NULL OR (c.outcome = 'breached' AND c.snapshot->>'stopped_at' IS NULL))) k
             WHERE ($4::text IS NULL OR k.team = $4) ORDER BY due_at, lead_id LIMIT $5""",
