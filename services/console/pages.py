@@ -45,7 +45,7 @@ def nav(week: str, month: str, team: str | None) -> str:
 def _page(title: str, nav_html: str, body: str, head: str = "", with_plotly: bool = False) -> str:
     script = '<script src="/static/plotly.min.js"></script>' if with_plotly else ""
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">{head}<style>{CSS}</style>'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">{head}<style>{CSS}</style>'
             f'{script}</head><body>{nav_html}<h1>{html.escape(title)}</h1>{body}</body></html>\n')
 
 

@@ -148,5 +148,5 @@ def render_html(data: dict[str, Any], plotly_src: str | None = None, nav: str = 
     body = "".join(_section(s, charts.get(s.key, []), i) for i, s in enumerate(sections))
     head_lines = "".join(f"<p>{html.escape(line)}</p>" for line in header)
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style>{script}</head>'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,"><style>{CSS}</style>{script}</head>'
             f'<body>{nav}<h1>{html.escape(title)}</h1>{head_lines}{body}</body></html>\n')
