@@ -10,8 +10,10 @@ neither. A clock belongs to the period in which it started.
 from __future__ import annotations
 
 import statistics
+from contextlib import asynccontextmanager
 from collections import defaultdict
 from datetime import date, datetime, time, timedelta, timezone
+from time import perf_counter
 from typing import Any, Sequence
 
 import asyncpg
@@ -94,13 +96,13 @@ def _attainment(rows: Sequence[asyncpg.Record]) -> dict[str, Any]:
     """{"total": outcomes, "teams": [{team, ...outcomes, reps: [{owner, ...outcomes}]}]}."""
     total = {"clocks": 0, "met": 0, "breached": 0, "cancelled": 0, "open": 0, "corrected": 0, "attainment": None}
     teams: dict[str | None, dict[str, Any]] = {}
-    for row in rows:
-        if row["g"] == 3:
+    for row in rows:  # clock_outcomes' grouping codes: 7 per SLA, 3 per team, 1 per team and owner
+        if row["g"] == 7:
             total = _outcomes(row)
-        elif row["g"] == 1:
+        elif row["g"] == 3:
             teams[row["team"]] = {"team": row["team"], **_outcomes(row), "reps": []}
     for row in rows:
-        if row["g"] == 0:
+        if row["g"] == 1:
             teams[row["team"]]["reps"].append({"owner": row["owner"], **_outcomes(row)})
     return {"total": total, "teams": list(teams.values())}
 
@@ -186,9 +188,16 @@ def _local_start(calendar: BusinessCalendar, day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=calendar.zone).astimezone(timezone.utc)
 
 
-async def _acceptance(conn, policy: Policy, scope: q.Scope, limit: int) -> dict[str, Any]:
+Outcomes = dict[str, list[asyncpg.Record]]   # clock_outcomes' rows per SLA name
+
+
+def _of(outcomes: Outcomes, rule: SlaRule | None) -> list[asyncpg.Record]:
+    return outcomes.get(rule.name, []) if rule else []
+
+
+async def _acceptance(conn, policy: Policy, scope: q.Scope, limit: int, outcomes: Outcomes) -> dict[str, Any]:
     rule = _rule(policy, SALES_ACCEPTANCE)
-    names = _names(policy, SALES_ACCEPTANCE)
+    names = [rule.name] if rule else []
     days = rule.settings.business_days if rule else 2
     calendar = policy.calendar_for(rule.settings, None) if rule else policy.calendars[DEFAULT_CALENDAR_NAME]
     # "Due within the next business day": before the close of the business day after today's.
@@ -197,15 +206,15 @@ async def _acceptance(conn, policy: Policy, scope: q.Scope, limit: int) -> dict[
     return {
         "agreement": _agreement("acceptance", rule.name if rule else None, days=days),
         "business_days": days,
-        "attainment": _attainment(await q.attainment(conn, names, scope)),
+        "attainment": _attainment(_of(outcomes, rule)),
         "due_soon": {"as_of": _t(scope.now), "horizon": _t(horizon),
                      "clocks": [{**_clock_item(r), "overdue": r["due_at"] < scope.now} for r in due]},
     }
 
 
-async def _speed_to_lead(conn, policy: Policy, scope: q.Scope) -> dict[str, Any]:
+async def _speed_to_lead(conn, policy: Policy, scope: q.Scope, outcomes: Outcomes) -> dict[str, Any]:
     rule = _rule(policy, SPEED_TO_LEAD)
-    names = _names(policy, SPEED_TO_LEAD)
+    names = [rule.name] if rule else []
     channel = "website"
     rows = await q.contacts(conn, names, scope, channel)
     # Business time from the clock's start to the first contact, in the calendar the clock was
@@ -219,20 +228,19 @@ async def _speed_to_lead(conn, policy: Policy, scope: q.Scope) -> dict[str, Any]
         "agreement": _agreement("speed_to_lead", rule.name if rule else None,
                                 due=_duration_text(rule.settings.due) if rule else "?"),
         "due": _duration_text(rule.settings.due) if rule else None,
-        "attainment": _attainment(await q.attainment(conn, names, scope)),
+        "attainment": _attainment(_of(outcomes, rule)),
         "first_contact": {"channel": channel, "contacted": len(seconds),
                           "median_business_seconds": median,
                           "p90_business_seconds": _percentile(seconds, 0.9)},
     }
 
 
-async def _contact_attempts(conn, policy: Policy, scope: q.Scope) -> dict[str, Any]:
+def _contact_attempts(policy: Policy, outcomes: Outcomes) -> dict[str, Any]:
     rule = _rule(policy, CONTACT_ATTEMPTS)
-    names = _names(policy, CONTACT_ATTEMPTS)
     default_required = rule.settings.required_attempts if rule else None
     enterprise = rule.settings_for(None, "enterprise", None, None).required_attempts if rule else None
     segments = []
-    for r in await q.attempts_per_segment(conn, names, scope):
+    for r in (r for r in _of(outcomes, rule) if r["g"] == 6):  # per segment
         policy_required = rule.settings_for(None, r["segment"], None, None).required_attempts if rule else None
         segments.append({
             "segment": r["segment"], "required": policy_required, "required_by_clocks": r["required"],
@@ -281,9 +289,9 @@ async def _rep_volume(conn, policy: Policy, period: Period, scope: q.Scope) -> d
     }
 
 
-async def _closed_loop(conn, policy: Policy, scope: q.Scope, limit: int) -> dict[str, Any]:
+async def _closed_loop(conn, policy: Policy, scope: q.Scope, limit: int, outcomes: Outcomes) -> dict[str, Any]:
     rule = _rule(policy, CLOSED_LOOP_FEEDBACK)
-    names = _names(policy, CLOSED_LOOP_FEEDBACK)
+    names = [rule.name] if rule else []
     rows = await q.deals(conn, scope)
     by_channel: dict[Any, dict[str, Any]] = {}
     by_campaign: dict[Any, dict[str, Any]] = {}
@@ -305,7 +313,7 @@ async def _closed_loop(conn, policy: Policy, scope: q.Scope, limit: int) -> dict
         **{k: (round(v, 2) if isinstance(v, float) else v) for k, v in totals.items()},
         "win_rate": _share(totals["won"], totals["won"] + totals["lost"]),
         "by_channel": list(by_channel.values()), "by_campaign": list(by_campaign.values()),
-        "attainment": _attainment(await q.attainment(conn, names, scope)),
+        "attainment": _attainment(_of(outcomes, rule)),
         "waiting_past_due": {"as_of": _t(scope.now), "clocks": [_clock_item(r) for r in overdue]},
     }
 
@@ -365,44 +373,77 @@ async def _marketing_feedback(conn, scope: q.Scope) -> dict[str, Any]:
     }
 
 
-async def _breaches_and_corrections(conn, policy: Policy, period: Period, scope: q.Scope,
-                                    limit: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    clock_slas = [r.name for r in policy.rules if r.kind not in (MARKETING_WEEKLY_VOLUME, REP_MONTHLY_VOLUME)]
+async def _breaches_and_corrections(conn, policy: Policy, period: Period, scope: q.Scope, limit: int,
+                                    outcomes: Outcomes) -> tuple[dict[str, Any], dict[str, Any]]:
+    clock_slas = _clock_slas(policy)
     window_slas = [r.name for r in policy.rules if r.kind in (MARKETING_WEEKLY_VOLUME, REP_MONTHLY_VOLUME)]
-    total, rows = await q.listed_clocks(conn, clock_slas, scope, "k.outcome = 'breached'", limit)
-    by_sla: dict[str, int] = {}
-    for r in await q.attainment_by_sla(conn, clock_slas, scope):
-        by_sla[r["sla"]] = r["breached"]
+    totals = {sla: next(r for r in rows if r["g"] == 7) for sla, rows in outcomes.items()}
+    rows = await q.listed_clocks(conn, clock_slas, scope, "k.outcome = 'breached'", limit)
+    corrected = await q.listed_clocks(conn, clock_slas, scope, "k.corrected", limit)
     windows = [w for w in await q.windows(conn, window_slas, period.start, period.end)
                if w["outcome"] == "breached" and (scope.team is None or w["owner"] is not None)]
-    c_total, c_rows = await q.listed_clocks(conn, clock_slas, scope, "k.corrected", limit)
     breaches = {
-        "clocks": {"total": total, "by_sla": by_sla, "listed": [_clock_item(r) for r in rows]},
+        "clocks": {"total": sum(t["breached"] for t in totals.values()),
+                   "by_sla": {sla: t["breached"] for sla, t in sorted(totals.items())},
+                   "listed": [_clock_item(r) for r in rows]},
         "windows": [{"sla": w["sla"], "owner": w["owner"], "window_start": _t(w["window_start"]),
                      "window_end": _t(w["window_end"]), "count": w["count"], "target": w["target"],
                      "good_fit": w["good_fit"] if w["owner"] is None else None} for w in windows],
     }
-    return breaches, {"total": c_total, "listed": [_clock_item(r) for r in c_rows]}
+    return breaches, {"total": sum(t["corrected"] for t in totals.values()),
+                      "listed": [_clock_item(r) for r in corrected]}
+
+
+def _clock_slas(policy: Policy) -> list[str]:
+    return [r.name for r in policy.rules if r.kind not in (MARKETING_WEEKLY_VOLUME, REP_MONTHLY_VOLUME)]
 
 
 # --- the whole report -----------------------------------------------------------------------------------
 
+class _Timer:
+    """Seconds per step into `timings` (the benchmark's breakdown), when given."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+
+    @asynccontextmanager
+    async def __call__(self, name: str):
+        started = perf_counter()
+        yield
+        if self.timings is not None:
+            self.timings[name] = round(perf_counter() - started, 3)
+
+
 async def build_report(conn: asyncpg.Connection, policy: Policy, period: Period, team: str | None,
-                       now: datetime, list_limit: int = DEFAULT_LIST_LIMIT) -> dict[str, Any]:
+                       now: datetime, list_limit: int = DEFAULT_LIST_LIMIT,
+                       timings: dict[str, float] | None = None) -> dict[str, Any]:
     """Every section of the report for `period` (and `team`), as of `now`. One repeatable-read
     snapshot of the database, so the sections agree with each other."""
     calendar = report_calendar(policy)
     scope = q.Scope(period.start, period.end, calendar.timezone, team, now)
+    timed = _Timer(timings)
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        handoffs = await _handoffs(conn, policy, period, scope)
-        acceptance = await _acceptance(conn, policy, scope, list_limit)
-        speed = await _speed_to_lead(conn, policy, scope)
-        attempts = await _contact_attempts(conn, policy, scope)
-        reps = await _rep_volume(conn, policy, period, scope)
-        loop = await _closed_loop(conn, policy, scope, list_limit)
-        volumes = await _volumes(conn, period, scope)
-        feedback = await _marketing_feedback(conn, scope)
-        breaches, corrections = await _breaches_and_corrections(conn, policy, period, scope, list_limit)
+        outcomes: Outcomes = defaultdict(list)
+        async with timed("clock outcomes"):
+            for row in await q.clock_outcomes(conn, _clock_slas(policy), scope):
+                outcomes[row["sla"]].append(row)
+        async with timed("handoffs"):
+            handoffs = await _handoffs(conn, policy, period, scope)
+        async with timed("acceptance"):
+            acceptance = await _acceptance(conn, policy, scope, list_limit, outcomes)
+        async with timed("speed_to_lead"):
+            speed = await _speed_to_lead(conn, policy, scope, outcomes)
+        attempts = _contact_attempts(policy, outcomes)
+        async with timed("rep_volume"):
+            reps = await _rep_volume(conn, policy, period, scope)
+        async with timed("closed_loop"):
+            loop = await _closed_loop(conn, policy, scope, list_limit, outcomes)
+        async with timed("volumes"):
+            volumes = await _volumes(conn, period, scope)
+        async with timed("marketing_feedback"):
+            feedback = await _marketing_feedback(conn, scope)
+        async with timed("breaches"):
+            breaches, corrections = await _breaches_and_corrections(conn, policy, period, scope, list_limit, outcomes)
     return {
         "format_version": FORMAT_VERSION,
         "period": {"kind": period.kind, "label": period.label, "first_day": period.first_day.isoformat(),

@@ -87,6 +87,8 @@ async def windows(conn: asyncpg.Connection, slas: Sequence[str], start: datetime
 # --- clocks (S2, S3, S4, S6, breaches) -------------------------------------------------------------
 
 # A clock with the owner and team it is attributed to (see the module doc) and its snapshot fields.
+# The stop event and the projection are looked up only for a clock without an owner of its own
+# (a speed-to-lead clock starts before the lead is assigned): one index probe each, gated.
 ATTRIBUTED_CLOCKS = """
     SELECT c.clock_id, c.sla, c.lead_id, c.outcome, c.started_at, c.due_at,
            (c.snapshot->>'stopped_at')::timestamptz AS stopped_at,
@@ -97,8 +99,10 @@ ATTRIBUTED_CLOCKS = """
            COALESCE(c.snapshot->>'owner', se.owner, l.owner) AS owner,
            COALESCE(c.team, se.team, l.team) AS team
     FROM sla_clocks c
-    LEFT JOIN lead_events se ON se.event_id = c.snapshot->>'stop_event_id'
-    LEFT JOIN leads l ON l.lead_id = c.lead_id
+    LEFT JOIN LATERAL (SELECT e.owner, e.team FROM lead_events e
+                       WHERE c.snapshot->>'owner' IS NULL AND e.event_id = c.snapshot->>'stop_event_id') se ON true
+    LEFT JOIN LATERAL (SELECT p.owner, p.team FROM leads p
+                       WHERE c.snapshot->>'owner' IS NULL AND se.owner IS NULL AND p.lead_id = c.lead_id) l ON true
 """
 
 
@@ -108,19 +112,21 @@ def _clocks_in_period(where: str = "") -> str:
         WHERE ($4::text IS NULL OR k.team = $4) {where}"""
 
 
-async def attainment(conn: asyncpg.Connection, slas: Sequence[str], scope: Scope) -> list[asyncpg.Record]:
-    """Outcomes of the clocks started in the period, per (team, owner), per team and in total
-    (`level` 0 total, 1 team, 2 team and owner)."""
+async def clock_outcomes(conn: asyncpg.Connection, slas: Sequence[str], scope: Scope) -> list[asyncpg.Record]:
+    """Outcomes of the clocks started in the period, in ONE pass: per SLA (`g` 7), per SLA and
+    team (3), per SLA, team and owner (1), per SLA and segment (6, with the attempts made)."""
     return await conn.fetch(
-        f"""SELECT GROUPING(team, owner) AS g, team, owner, count(*) AS clocks,
+        f"""SELECT sla, GROUPING(team, owner, segment) AS g, team, owner, segment, count(*) AS clocks,
                    count(*) FILTER (WHERE outcome = 'met') AS met,
                    count(*) FILTER (WHERE outcome = 'breached') AS breached,
                    count(*) FILTER (WHERE outcome = 'cancelled') AS cancelled,
                    count(*) FILTER (WHERE outcome IS NULL) AS open,
-                   count(*) FILTER (WHERE corrected) AS corrected
+                   count(*) FILTER (WHERE corrected) AS corrected,
+                   max(required) AS required,
+                   avg(attempts) FILTER (WHERE outcome IN ('met', 'breached')) AS attempts_when_decided
             FROM ({_clocks_in_period()}) p
-            GROUP BY GROUPING SETS ((), (team), (team, owner))
-            ORDER BY GROUPING(team, owner) DESC, team NULLS FIRST, owner NULLS FIRST""",
+            GROUP BY GROUPING SETS ((sla), (sla, team), (sla, team, owner), (sla, segment))
+            ORDER BY sla, g DESC, team NULLS FIRST, owner NULLS FIRST, segment NULLS LAST""",
         list(slas), scope.start, scope.end, scope.team)
 
 
@@ -144,26 +150,13 @@ async def contacts(conn: asyncpg.Connection, slas: Sequence[str], scope: Scope, 
         list(slas), scope.start, scope.end, scope.team, channel)
 
 
-async def attempts_per_segment(conn: asyncpg.Connection, slas: Sequence[str], scope: Scope) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        f"""SELECT segment, max(required) AS required, count(*) AS clocks,
-                   count(*) FILTER (WHERE outcome = 'met') AS met,
-                   count(*) FILTER (WHERE outcome = 'breached') AS breached,
-                   count(*) FILTER (WHERE outcome = 'cancelled') AS cancelled,
-                   count(*) FILTER (WHERE outcome IS NULL) AS open,
-                   avg(attempts) FILTER (WHERE outcome IN ('met', 'breached')) AS attempts_when_decided
-            FROM ({_clocks_in_period()}) p GROUP BY segment ORDER BY segment NULLS LAST""",
-        list(slas), scope.start, scope.end, scope.team)
-
-
 async def listed_clocks(conn: asyncpg.Connection, slas: Sequence[str], scope: Scope, condition: str,
-                        limit: int) -> tuple[int, list[asyncpg.Record]]:
-    """(how many, the first `limit` by due time) of the period's clocks meeting `condition`."""
-    sql = _clocks_in_period(f"AND ({condition})")
-    total = await conn.fetchval(f"SELECT count(*) FROM ({sql}) p", list(slas), scope.start, scope.end, scope.team)
-    rows = await conn.fetch(f"{sql} ORDER BY due_at NULLS LAST, started_at, lead_id LIMIT $5",
-                            list(slas), scope.start, scope.end, scope.team, limit)
-    return total, rows
+                        limit: int) -> list[asyncpg.Record]:
+    """The first `limit` by due time of the period's clocks meeting `condition` (the totals are
+    clock_outcomes')."""
+    return await conn.fetch(
+        _clocks_in_period(f"AND ({condition})") + " ORDER BY due_at NULLS LAST, started_at, lead_id LIMIT $5",
+        list(slas), scope.start, scope.end, scope.team, limit)
 
 
 async def feedback_overdue(conn: asyncpg.Connection, slas: Sequence[str], scope: Scope, limit: int) -> list[asyncpg.Record]:
@@ -288,9 +281,3 @@ async def content(conn: asyncpg.Connection, scope: Scope) -> list[asyncpg.Record
             GROUP BY d.asset ORDER BY downloads DESC, d.asset NULLS LAST""",
         scope.start, scope.end, scope.now, list(SQL_OR_BEYOND), scope.team)
 
-
-async def attainment_by_sla(conn: asyncpg.Connection, slas: Sequence[str], scope: Scope) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        f"""SELECT sla, count(*) FILTER (WHERE outcome = 'breached') AS breached
-            FROM ({_clocks_in_period()}) p GROUP BY sla ORDER BY sla""",
-        list(slas), scope.start, scope.end, scope.team)
