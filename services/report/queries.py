@@ -88,7 +88,8 @@ async def windows(conn: asyncpg.Connection, slas: Sequence[str], start: datetime
 
 # A clock with the owner and team it is attributed to (see the module doc) and its snapshot fields.
 # The stop event and the projection are looked up only for a clock without an owner of its own
-# (a speed-to-lead clock starts before the lead is assigned): one index probe each, gated.
+# (a speed-to-lead clock starts before the lead is assigned): one index probe each, gated (the
+# LIMIT keeps each a per-row lookup rather than a hash join over the whole event store).
 ATTRIBUTED_CLOCKS = """
     SELECT c.clock_id, c.sla, c.lead_id, c.outcome, c.started_at, c.due_at,
            (c.snapshot->>'stopped_at')::timestamptz AS stopped_at,
@@ -100,9 +101,11 @@ ATTRIBUTED_CLOCKS = """
            COALESCE(c.team, se.team, l.team) AS team
     FROM sla_clocks c
     LEFT JOIN LATERAL (SELECT e.owner, e.team FROM lead_events e
-                       WHERE c.snapshot->>'owner' IS NULL AND e.event_id = c.snapshot->>'stop_event_id') se ON true
+                       WHERE c.snapshot->>'owner' IS NULL AND e.event_id = c.snapshot->>'stop_event_id'
+                       LIMIT 1) se ON true
     LEFT JOIN LATERAL (SELECT p.owner, p.team FROM leads p
-                       WHERE c.snapshot->>'owner' IS NULL AND se.owner IS NULL AND p.lead_id = c.lead_id) l ON true
+                       WHERE c.snapshot->>'owner' IS NULL AND se.owner IS NULL AND p.lead_id = c.lead_id
+                       LIMIT 1) l ON true
 """
 
 
