@@ -93,5 +93,8 @@ def report(week, month, team, fmt, out, now_text, policy_path, list_limit) -> No
     if out is None:
         click.echo(text, nl=not text.endswith("\n"))
     else:
-        out.write_text(text, encoding="utf-8")
+        try:
+            out.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise BadInput(f"--out {out}: cannot write ({exc.strerror or exc})") from None
         click.echo(f"wrote {out} ({fmt}, {len(text.encode()):,} bytes)", err=True)

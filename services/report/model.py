@@ -36,7 +36,7 @@ AGREEMENTS: dict[str, dict[str, str]] = {
     "handoffs": {"owner": "marketing", "seed": "000",
                  "text": "Marketing hands over {target} leads every week (by Monday), at least {share:.0%} of them a good fit."},
     "acceptance": {"owner": "sales", "seed": "000",
-                   "text": "Sales accepts or rejects each assigned lead by business close of the {days}nd business day (by Wednesday)."},
+                   "text": "Sales accepts or rejects each assigned lead by business close {days} business days after the start day (assigned Monday: by Wednesday)."},
     "speed_to_lead": {"owner": "sales", "seed": "003",
                       "text": "Website leads are contacted within {due} of business time after they become an MQL."},
     "contact_attempts": {"owner": "sales", "seed": "003",
