@@ -225,12 +225,13 @@ async def stage_entries_per_day(conn: asyncpg.Connection, scope: Scope) -> list[
         scope.start, scope.end, scope.tz, list(VOLUME_STAGES), scope.team)
 
 
-def _reached(stages_arg: int, now_arg: int) -> str:
-    """Per lead, the highest version of an entry into one of the stages, before `now`."""
-    return f"""(SELECT lead_id, max(version) AS version FROM lead_events
-               WHERE ignored IS NULL AND from_stage IS DISTINCT FROM to_stage AND to_stage = ANY(${stages_arg}::text[])
-                 AND occurred_at < ${now_arg}
-               GROUP BY lead_id)"""
+def _reached_later(alias: str, stages_arg: int, now_arg: int) -> str:
+    """Whether the lead of `alias` entered one of the stages after that row (a higher version) and
+    before `now`: one probe of the (lead_id, version) key per row, whatever the store's size."""
+    return f"""EXISTS (SELECT 1 FROM lead_events s
+                       WHERE s.lead_id = {alias}.lead_id AND s.version > {alias}.version
+                         AND s.to_stage = ANY(${stages_arg}::text[]) AND s.ignored IS NULL
+                         AND s.from_stage IS DISTINCT FROM s.to_stage AND s.occurred_at < ${now_arg})"""
 
 
 async def conversion(conn: asyncpg.Connection, scope: Scope, entered: str, reached: Sequence[str]) -> list[asyncpg.Record]:
@@ -244,8 +245,8 @@ async def conversion(conn: asyncpg.Connection, scope: Scope, entered: str, reach
                   AND occurred_at >= $1 AND occurred_at < $2 AND {_team_of_lead('e', 6)}
                 ORDER BY lead_id, version)
             SELECT GROUPING(channel, segment) AS g, channel, segment, count(*) AS leads,
-                   count(r.lead_id) AS converted
-            FROM cohort c LEFT JOIN {_reached(4, 5)} r ON r.lead_id = c.lead_id AND r.version > c.version
+                   count(*) FILTER (WHERE {_reached_later('c', 4, 5)}) AS converted
+            FROM cohort c
             GROUP BY GROUPING SETS ((channel), (segment), ())
             ORDER BY g, channel NULLS LAST, segment NULLS LAST""",
         scope.start, scope.end, entered, list(reached), scope.now, scope.team)
@@ -272,15 +273,16 @@ async def content(conn: asyncpg.Connection, scope: Scope) -> list[asyncpg.Record
     helpful, and how many of the downloading leads entered SQL (or beyond) after a download."""
     return await conn.fetch(
         f"""WITH d AS (
-                SELECT e.lead_id, e.version, e.payload->>'asset' AS asset, e.payload->'helpful' AS helpful
+                SELECT e.lead_id, e.version, e.payload->>'asset' AS asset, e.payload->'helpful' AS helpful,
+                       {_reached_later('e', 4, 3)} AS became_sql
                 FROM lead_events e
                 WHERE e.type = 'lead.activity' AND e.payload->>'kind' = 'download' AND e.ignored IS NULL
                   AND e.occurred_at >= $1 AND e.occurred_at < $2 AND {_team_of_lead('e', 5)})
             SELECT d.asset, count(*) AS downloads, count(DISTINCT d.lead_id) AS leads,
                    count(*) FILTER (WHERE jsonb_typeof(d.helpful) = 'boolean') AS rated,
                    count(*) FILTER (WHERE d.helpful = 'true'::jsonb) AS helpful,
-                   count(DISTINCT d.lead_id) FILTER (WHERE r.version > d.version) AS became_sql
-            FROM d LEFT JOIN {_reached(4, 3)} r ON r.lead_id = d.lead_id
+                   count(DISTINCT d.lead_id) FILTER (WHERE d.became_sql) AS became_sql
+            FROM d
             GROUP BY d.asset ORDER BY downloads DESC, d.asset NULLS LAST""",
         scope.start, scope.end, scope.now, list(SQL_OR_BEYOND), scope.team)
 
