@@ -39,7 +39,13 @@ def console(host: str | None, port: int | None, policy_path: str | None) -> None
         app = Console(settings, load_report_policy(policy_path or settings.sla_policy_file)).app()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    import asyncpg
+
     log = logging.getLogger("leadflow.console")
-    web.run_app(app, host=settings.console_host, port=settings.console_port, access_log=log,
-                access_log_class=PathOnlyAccessLogger, shutdown_timeout=5,
-                print=lambda _msg: log.info("console on http://%s:%d/", settings.console_host, settings.console_port))
+    try:
+        web.run_app(app, host=settings.console_host, port=settings.console_port, access_log=log,
+                    access_log_class=PathOnlyAccessLogger, shutdown_timeout=5,
+                    print=lambda _msg: log.info("console on http://%s:%d/", settings.console_host, settings.console_port))
+    except (OSError, asyncpg.PostgresError) as exc:
+        # The database not reachable at start, or the port taken: one line, not a traceback.
+        raise click.ClickException(f"the console cannot start: {type(exc).__name__}: {exc}") from None
