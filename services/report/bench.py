@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -231,21 +232,29 @@ async def measure(conn: asyncpg.Connection, runs: int, log) -> dict:
             "clock_outcomes": data["acceptance"]["attainment"]["total"]}
 
 
-async def run(dsn: str, leads: int, months: int, runs: int, log) -> dict:
+async def run(dsn: str, leads: int, months: int, runs: int, keep: bool, log) -> dict:
     conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
-        await conn.execute(f"CREATE SCHEMA {SCHEMA}")
-        await conn.execute(f"SET search_path TO {SCHEMA}")
-        log(f"generating {leads:,} leads over {months} month(s) ending with November 2026 ...")
-        started = time.monotonic()
-        counts = await generate(conn, leads, months, log)
-        log(f"  {counts} in {time.monotonic() - started:.0f} s")
-        log(f"leadflow report --month {MONTH} over them, {runs} runs:")
+        exists = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", SCHEMA)
+        if keep and exists:
+            log(f"reusing the store in schema {SCHEMA} (--keep)")
+            await conn.execute(f"SET search_path TO {SCHEMA}")
+            counts = {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in ("leads", "lead_events", "sla_clocks")}
+        else:
+            await conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+            await conn.execute(f"CREATE SCHEMA {SCHEMA}")
+            await conn.execute(f"SET search_path TO {SCHEMA}")
+            log(f"generating {leads:,} leads over {months} month(s) ending with November 2026 ...")
+            started = time.monotonic()
+            counts = await generate(conn, leads, months, log)
+            log(f"  {counts} in {time.monotonic() - started:.0f} s")
+        log(f"leadflow report --month {MONTH} over them, {runs} runs (load average {os.getloadavg()[0]:.1f}):")
         result = await measure(conn, runs, log)
-        return {"leads": leads, "months": months, "month": MONTH, "now": NOW.isoformat(), "store": counts, **result}
+        return {"leads": leads, "months": months, "month": MONTH, "now": NOW.isoformat(), "store": counts,
+                "cores": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2), **result}
     finally:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+        if not keep:
+            await conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
         await conn.close()
 
 
@@ -256,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="spread the leads over this many months ending with the reported one (1: all in it)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--dsn", help="use this PostgreSQL (a scratch schema) instead of a throwaway server")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the store (and the throwaway server's data) for the next --keep run, which reuses it")
     args = parser.parse_args(argv)
     if args.leads < 1 or args.runs < 1 or not 1 <= args.months <= 120:
         parser.error("--leads and --runs must be positive, --months from 1 to 120")
@@ -270,8 +281,9 @@ def main(argv: list[str] | None = None) -> int:
         from services.stack.process import free_port
 
         home = repo_root() / ".leadflow" / "report-bench"
-        shutil.rmtree(home, ignore_errors=True)
-        home.mkdir(parents=True)
+        if not args.keep:
+            shutil.rmtree(home, ignore_errors=True)
+        home.mkdir(parents=True, exist_ok=True)
         # The stack's server settings (shared_buffers 256MB, ...); durability is not under test.
         node = PostgresNode(home / "postgres", free_port(), database="report_bench",
                             settings={"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
@@ -281,11 +293,12 @@ def main(argv: list[str] | None = None) -> int:
         log(f"throwaway PostgreSQL on {dsn}")
     try:
         load_settings()  # the environment must be valid, as for every command
-        result = asyncio.run(run(dsn, args.leads, args.months, args.runs, log))
+        result = asyncio.run(run(dsn, args.leads, args.months, args.runs, args.keep, log))
     finally:
         if node is not None:
             node.stop()
-            shutil.rmtree(node.home.parent, ignore_errors=True)
+            if not args.keep:
+                shutil.rmtree(node.home.parent, ignore_errors=True)
     print(json.dumps(result))
     verdict = "within" if result["median_build_and_json_s"] <= 5 else "OVER"
     log(f"median {result['median_build_and_json_s']:.2f} s for the month's report: {verdict} the 5 s budget")

@@ -225,19 +225,21 @@ async def stage_entries_per_day(conn: asyncpg.Connection, scope: Scope) -> list[
         scope.start, scope.end, scope.tz, list(VOLUME_STAGES), scope.team)
 
 
-def _reached_later(alias: str, stages_arg: int, now_arg: int) -> str:
-    """Whether the lead of `alias` entered one of the stages after that row (a higher version) and
-    before `now`: one probe of the (lead_id, version) key per row, whatever the store's size."""
-    return f"""EXISTS (SELECT 1 FROM lead_events s
-                       WHERE s.lead_id = {alias}.lead_id AND s.version > {alias}.version
-                         AND s.to_stage = ANY(${stages_arg}::text[]) AND s.ignored IS NULL
-                         AND s.from_stage IS DISTINCT FROM s.to_stage AND s.occurred_at < ${now_arg})"""
+def _reached_since(stages_arg: int, since_arg: int, now_arg: int) -> str:
+    """Per lead, the highest version of an entry into one of the stages that occurred in
+    [since, now): read through the stage-entry index, so its cost follows the time from the
+    period's start to now, not the store's size."""
+    return f"""(SELECT lead_id, max(version) AS version FROM lead_events
+               WHERE to_stage = ANY(${stages_arg}::text[]) AND ignored IS NULL AND from_stage IS DISTINCT FROM to_stage
+                 AND occurred_at >= ${since_arg} AND occurred_at < ${now_arg}
+               GROUP BY lead_id)"""
 
 
 async def conversion(conn: asyncpg.Connection, scope: Scope, entered: str, reached: Sequence[str]) -> list[asyncpg.Record]:
     """The leads that entered `entered` in the period (each once, at its first entry), per
     channel and per segment (`g` 1: per channel, 2: per segment, 3: total), and how many of them
-    later entered one of `reached` by `now`."""
+    later (in log order) entered one of `reached`, that entry occurring between the period's start
+    and `now`."""
     return await conn.fetch(
         f"""WITH cohort AS (
                 SELECT DISTINCT ON (lead_id) lead_id, version, channel, segment FROM lead_events e
@@ -245,8 +247,8 @@ async def conversion(conn: asyncpg.Connection, scope: Scope, entered: str, reach
                   AND occurred_at >= $1 AND occurred_at < $2 AND {_team_of_lead('e', 6)}
                 ORDER BY lead_id, version)
             SELECT GROUPING(channel, segment) AS g, channel, segment, count(*) AS leads,
-                   count(*) FILTER (WHERE {_reached_later('c', 4, 5)}) AS converted
-            FROM cohort c
+                   count(r.lead_id) AS converted
+            FROM cohort c LEFT JOIN {_reached_since(4, 1, 5)} r ON r.lead_id = c.lead_id AND r.version > c.version
             GROUP BY GROUPING SETS ((channel), (segment), ())
             ORDER BY g, channel NULLS LAST, segment NULLS LAST""",
         scope.start, scope.end, entered, list(reached), scope.now, scope.team)
@@ -273,16 +275,15 @@ async def content(conn: asyncpg.Connection, scope: Scope) -> list[asyncpg.Record
     helpful, and how many of the downloading leads entered SQL (or beyond) after a download."""
     return await conn.fetch(
         f"""WITH d AS (
-                SELECT e.lead_id, e.version, e.payload->>'asset' AS asset, e.payload->'helpful' AS helpful,
-                       {_reached_later('e', 4, 3)} AS became_sql
+                SELECT e.lead_id, e.version, e.payload->>'asset' AS asset, e.payload->'helpful' AS helpful
                 FROM lead_events e
                 WHERE e.type = 'lead.activity' AND e.payload->>'kind' = 'download' AND e.ignored IS NULL
                   AND e.occurred_at >= $1 AND e.occurred_at < $2 AND {_team_of_lead('e', 5)})
             SELECT d.asset, count(*) AS downloads, count(DISTINCT d.lead_id) AS leads,
                    count(*) FILTER (WHERE jsonb_typeof(d.helpful) = 'boolean') AS rated,
                    count(*) FILTER (WHERE d.helpful = 'true'::jsonb) AS helpful,
-                   count(DISTINCT d.lead_id) FILTER (WHERE d.became_sql) AS became_sql
-            FROM d
+                   count(DISTINCT d.lead_id) FILTER (WHERE r.version > d.version) AS became_sql
+            FROM d LEFT JOIN {_reached_since(4, 1, 3)} r ON r.lead_id = d.lead_id
             GROUP BY d.asset ORDER BY downloads DESC, d.asset NULLS LAST""",
         scope.start, scope.end, scope.now, list(SQL_OR_BEYOND), scope.team)
 
