@@ -425,6 +425,8 @@ async def build_report(conn: asyncpg.Connection, policy: Policy, period: Period,
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         # Short analytic queries: compiling them (JIT) costs more than it saves.
         await conn.execute("SET LOCAL jit = off")
+        # A month's aggregates of a large store sort and hash in memory, not in temporary files.
+        await conn.execute("SET LOCAL work_mem = '64MB'")
         outcomes: Outcomes = defaultdict(list)
         async with timed("clock outcomes"):
             for row in await q.clock_outcomes(conn, _clock_slas(policy), scope):

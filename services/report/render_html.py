@@ -41,6 +41,7 @@ nav a { color: #cfe3ff; } nav form { display: inline-flex; gap: .4rem; align-ite
 """
 
 _CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["toImage"]}
+CHART_REPS = 20   # reps drawn per chart (the tables list every rep)
 COLORS = ["#2f6db5", "#e08a2c", "#3a9a5b", "#c2413b", "#7b5ea7", "#8c6d4f", "#d46fb0", "#7f7f7f"]
 
 
@@ -76,6 +77,9 @@ def _charts(data: dict[str, Any]) -> dict[str, list[go.Figure]]:
     for key, title in (("acceptance", "Acceptance attainment per rep"), ("speed_to_lead", "Speed-to-lead attainment per rep")):
         reps = [(f"{rep['owner']} ({team['team']})", rep["attainment"])
                 for team in data[key]["attainment"]["teams"] for rep in team["reps"] if rep["attainment"] is not None]
+        if len(reps) > CHART_REPS:  # the reps furthest from the agreement; the table has them all
+            reps = sorted(reps, key=lambda r: (r[1], r[0]))[:CHART_REPS]
+            title += f" (the {CHART_REPS} lowest)"
         if reps:
             fig = go.Figure(go.Bar(x=[r[0] for r in reps], y=[r[1] for r in reps], marker_color=COLORS[0]))
             charts[key] = [_layout(fig, title, yaxis={"tickformat": ".0%", "range": [0, 1.05]})]
@@ -87,15 +91,17 @@ def _charts(data: dict[str, Any]) -> dict[str, list[go.Figure]]:
         charts["contact_attempts"] = [_layout(fig, "Contact-attempt clocks per segment", barmode="stack")]
     s = data["rep_volume"]
     if s["reps"]:
+        reps = sorted(s["reps"], key=lambda r: (r["leads"], r["owner"]))[:CHART_REPS]
+        behind = f", the {CHART_REPS} with the fewest" if len(s["reps"]) > CHART_REPS else ""
         fig = go.Figure([go.Scatter(name=r["owner"], x=[d["day"] for d in r["days"]],
                                     y=[d["cumulative"] for d in r["days"]], mode="lines+markers",
-                                    line={"shape": "hv"}) for r in s["reps"]])
+                                    line={"shape": "hv"}) for r in reps])
         if s["even_pace_per_day"] is not None:
             first = s["month"] + "-01"
             fig.add_trace(go.Scatter(name="even pace", x=[first, s["through_day"]],
                                      y=[s["even_pace_per_day"], s["even_pace_to_date"]], mode="lines",
                                      line={"dash": "dash", "color": "#555"}))
-        charts["rep_volume"] = [_layout(fig, f"Leads per rep in {s['month']}, cumulative, against an even pace")]
+        charts["rep_volume"] = [_layout(fig, f"Leads per rep in {s['month']}{behind}, cumulative, against an even pace")]
     s = data["closed_loop"]
     if s["by_channel"]:
         channels = [str(c["channel"]) for c in s["by_channel"]]
