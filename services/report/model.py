@@ -31,24 +31,22 @@ from services.sla_monitor.domain.windows import month_of
 FORMAT_VERSION = 1
 DEFAULT_LIST_LIMIT = 500
 
-# The agreements of the seeds (/work/shared/domain.md), by section.
-AGREEMENTS: dict[str, dict[str, str]] = {
-    "handoffs": {"owner": "marketing", "seed": "000",
-                 "text": "Marketing hands over {target} leads every week (by Monday), at least {share:.0%} of them a good fit."},
-    "acceptance": {"owner": "sales", "seed": "000",
-                   "text": "Sales accepts or rejects each assigned lead by business close {days} business days after the start day (assigned Monday: by Wednesday)."},
-    "speed_to_lead": {"owner": "sales", "seed": "003",
-                      "text": "Website leads are contacted within {due} of business time after they become an MQL."},
-    "contact_attempts": {"owner": "sales", "seed": "003",
-                         "text": "A lead not reached is tried {required} times ({enterprise} for enterprise) before giving up."},
-    "rep_volume": {"owner": "marketing", "seed": "003",
-                   "text": "Each rep gets {target} qualified leads a month, spread evenly over the month."},
-    "closed_loop": {"owner": "sales", "seed": "003",
-                    "text": "Sales reports back which opportunities closed, with what revenue, within {due}."},
-    "volumes": {"owner": "marketing", "seed": "003",
-                "text": "Lead volume is agreed per day, week and month; MQL to SQL and lead to customer conversion are reviewed monthly."},
-    "marketing_feedback": {"owner": "sales", "seed": "000",
-                           "text": "Sales tells marketing why leads were rejected; marketing learns which content helped and converted."},
+# The agreements of the seeds (/work/shared/domain.md), by section: (owner, seed, text).
+AGREEMENTS: dict[str, tuple[str, str, str]] = {
+    "handoffs": ("marketing", "000", "Marketing hands over {target} leads every week (by Monday), "
+                                     "at least {share:.0%} of them a good fit."),
+    "acceptance": ("sales", "000", "Sales accepts or rejects each assigned lead by business close {days} business "
+                                   "days after the start day (assigned Monday: by Wednesday)."),
+    "speed_to_lead": ("sales", "003", "Website leads are contacted within {due} of business time after they "
+                                      "become an MQL."),
+    "contact_attempts": ("sales", "003", "A lead not reached is tried {required} times ({enterprise} for "
+                                         "enterprise) before giving up."),
+    "rep_volume": ("marketing", "003", "Each rep gets {target} qualified leads a month, spread evenly over the month."),
+    "closed_loop": ("sales", "003", "Sales reports back which opportunities closed, with what revenue, within {due}."),
+    "volumes": ("marketing", "003", "Lead volume is agreed per day, week and month; MQL to SQL and lead to customer "
+                                    "conversion are reviewed monthly."),
+    "marketing_feedback": ("sales", "000", "Sales tells marketing why leads were rejected; marketing learns which "
+                                           "content helped and converted."),
 }
 
 
@@ -71,8 +69,8 @@ def _names(policy: Policy, kind: str) -> list[str]:
 
 
 def _agreement(section: str, sla: str | None, **numbers: Any) -> dict[str, Any]:
-    a = AGREEMENTS[section]
-    return {"sla": sla, "owner": a["owner"], "seed": a["seed"], "text": a["text"].format(**numbers)}
+    owner, seed, text = AGREEMENTS[section]
+    return {"sla": sla, "owner": owner, "seed": seed, "text": text.format(**numbers)}
 
 
 def _duration_text(delta: timedelta | None) -> str | None:
