@@ -220,5 +220,9 @@ def build_document(data: dict[str, Any]) -> tuple[str, list[str], list[Section]]
          Table("Breached windows", ["sla", "owner", "window start", "count", "target"],
                [[w["sla"], text(w["owner"]), w["window_start"], num(w["count"]), num(w["target"])] for w in b["windows"]]),
          Table("Corrections (breach corrected by a late event)", _CLOCK_COLUMNS, _clock_rows(c["listed"]),
-               _listed(c["total"], len(c["listed"])))]))
+               _listed(c["total"], len(c["listed"]))),
+         Table("Windows judged again and corrected by a late lead", ["sla", "owner", "window start", "outcome",
+                                                                      "count", "target"],
+               [[w["sla"], text(w["owner"]), w["window_start"], w["outcome"], num(w["count"]), num(w["target"])]
+                for w in c["windows"]])]))
     return title, header, sections

@@ -23,7 +23,8 @@ from services.report import queries as q
 from services.report.period import Period
 from services.sla_monitor.domain.calendar import BusinessCalendar
 from services.sla_monitor.domain.policy import (
-    DEFAULT_CALENDAR_NAME, CLOSED_LOOP_FEEDBACK, CONTACT_ATTEMPTS, MARKETING_WEEKLY_VOLUME, REP_MONTHLY_VOLUME, SALES_ACCEPTANCE,
+    CLOCK_KINDS, CLOSED_LOOP_FEEDBACK, CONTACT_ATTEMPTS, DEFAULT_CALENDAR_NAME, MARKETING_WEEKLY_VOLUME,
+    REP_MONTHLY_VOLUME, SALES_ACCEPTANCE, WINDOW_KINDS,
     SPEED_TO_LEAD, Policy, SlaRule,
 )
 from services.sla_monitor.domain.windows import month_of
@@ -157,7 +158,7 @@ async def _handoffs(conn, policy: Policy, period: Period, scope: q.Scope) -> dic
         share = _share(good, leads)
         met = None
         if target is not None:
-            met = leads >= target and (share is None or share >= min_share)
+            met = leads >= target and (share is None or min_share is None or share >= min_share)
         window = monitor.get(_local_start(calendar, monday))
         weeks.append({
             "week": _iso_week(monday), "start": monday.isoformat(), "leads": leads, "good_fit": good,
@@ -168,7 +169,7 @@ async def _handoffs(conn, policy: Policy, period: Period, scope: q.Scope) -> dic
     total_leads = sum(w["leads"] for w in weeks)
     total_good = sum(w["good_fit"] for w in weeks)
     return {
-        "agreement": _agreement("handoffs", rule.name if rule else None, target=target or 0, share=min_share or 0),
+        "agreement": _agreement("handoffs", rule.name if rule else None, target=target or 0, share=min_share or 0.0),
         "target": target, "min_fit_share": min_share, "fit": fit,
         "company_wide_outcome": scope.team is not None,
         "weeks": weeks, "days": days,
@@ -374,12 +375,13 @@ async def _marketing_feedback(conn, scope: q.Scope) -> dict[str, Any]:
 async def _breaches_and_corrections(conn, policy: Policy, period: Period, scope: q.Scope, limit: int,
                                     outcomes: Outcomes) -> tuple[dict[str, Any], dict[str, Any]]:
     clock_slas = _clock_slas(policy)
-    window_slas = [r.name for r in policy.rules if r.kind in (MARKETING_WEEKLY_VOLUME, REP_MONTHLY_VOLUME)]
+    window_slas = [r.name for r in policy.rules if r.kind in WINDOW_KINDS]
     totals = {sla: next(r for r in rows if r["g"] == 7) for sla, rows in outcomes.items()}
     rows = await q.listed_clocks(conn, clock_slas, scope, "k.outcome = 'breached'", limit)
     corrected = await q.listed_clocks(conn, clock_slas, scope, "k.corrected", limit)
-    windows = [w for w in await q.windows(conn, window_slas, period.start, period.end)
-               if w["outcome"] == "breached" and (scope.team is None or w["owner"] is not None)]
+    judged = [w for w in await q.windows(conn, window_slas, period.start, period.end)
+              if scope.team is None or w["owner"] is not None]
+    windows = [w for w in judged if w["outcome"] == "breached"]
     breaches = {
         "clocks": {"total": sum(t["breached"] for t in totals.values()),
                    "by_sla": {sla: t["breached"] for sla, t in sorted(totals.items())},
@@ -389,11 +391,18 @@ async def _breaches_and_corrections(conn, policy: Policy, period: Period, scope:
                      "good_fit": w["good_fit"] if w["owner"] is None else None} for w in windows],
     }
     return breaches, {"total": sum(t["corrected"] for t in totals.values()),
-                      "listed": [_clock_item(r) for r in corrected]}
+                      "listed": [_clock_item(r) for r in corrected],
+                      "windows": [_window_item(w) for w in judged if w["corrected"]]}
 
 
 def _clock_slas(policy: Policy) -> list[str]:
-    return [r.name for r in policy.rules if r.kind not in (MARKETING_WEEKLY_VOLUME, REP_MONTHLY_VOLUME)]
+    return [r.name for r in policy.rules if r.kind in CLOCK_KINDS]
+
+
+def _window_item(w: asyncpg.Record) -> dict[str, Any]:
+    return {"sla": w["sla"], "owner": w["owner"], "window_start": _t(w["window_start"]),
+            "window_end": _t(w["window_end"]), "outcome": w["outcome"] or "open", "count": w["count"],
+            "target": w["target"]}
 
 
 # --- the whole report -----------------------------------------------------------------------------------

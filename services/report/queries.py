@@ -77,13 +77,16 @@ async def handoffs_per_day(conn: asyncpg.Connection, start: datetime, end: datet
 
 async def windows(conn: asyncpg.Connection, slas: Sequence[str], start: datetime, end: datetime,
                   owner_team: str | None = None) -> list[asyncpg.Record]:
-    """The SLA monitor's windows of these SLAs starting in [start, end): outcome (null: not judged
-    yet), count and good-fit count as the monitor holds them."""
+    """The SLA monitor's windows of these SLAs starting in [start, end) (whole periods: a pace
+    checkpoint's window is left out): outcome (null: not judged yet), count, good-fit count, and
+    whether a late lead corrected its outcome, as the monitor holds them."""
     return await conn.fetch(
         """SELECT sla, owner, window_start, window_end, outcome,
                   jsonb_array_length(snapshot->'leads') AS count, (snapshot->>'good_fit')::int AS good_fit,
-                  (snapshot->>'target')::int AS target
+                  (snapshot->>'target')::int AS target,
+                  COALESCE((snapshot->>'corrected')::boolean, false) AS corrected
            FROM sla_windows WHERE sla = ANY($1::text[]) AND window_start >= $2 AND window_start < $3
+             AND snapshot->>'checkpoint' IS NULL
            ORDER BY window_start, owner""",
         list(slas), start, end)
 

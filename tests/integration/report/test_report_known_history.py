@@ -208,6 +208,7 @@ async def test_week_report_json_field_by_field(history, tmp_path):
     assert c["total"] == 1
     assert [(x["sla"], x["lead_id"], x["outcome"], x["stopped_at"], x["corrected"]) for x in c["listed"]] == [
         ("sales_acceptance", "L5", "met", "2026-11-13T15:00:00Z", True)]
+    assert c["windows"] == []   # no late assignment changed a judged week's outcome
 
     # The same data in every format (rendered from the JSON above, not queried again).
     from services.report.render import render
