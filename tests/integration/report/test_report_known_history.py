@@ -256,3 +256,26 @@ async def test_bad_input_is_one_line_and_exit_2(history, args, message):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.output
     assert "Traceback" not in result.output
+
+
+async def test_an_empty_store_reports_zeros_in_every_format(settings, tmp_path):
+    policy_file = tmp_path / "policy.toml"
+    policy_file.write_text(POLICY_TOML)
+    result = await _cli(settings, "report", "--month", "2026-11", "--format", "json", "--policy", str(policy_file),
+                        "--now", "2026-11-16T12:00:00Z")
+    assert result.exit_code == 0, result.output
+    r = json.loads(result.output)
+    assert r["period"]["in_progress"] is True
+    # November 2026's Mondays: 2, 9, 16, 23, 30 -> five weeks, nothing assigned.
+    assert [w["week"] for w in r["handoffs"]["weeks"]] == ["2026-W45", "2026-W46", "2026-W47", "2026-W48", "2026-W49"]
+    assert r["handoffs"]["total"] == {"leads": 0, "good_fit": 0, "fit_share": None}
+    assert r["acceptance"]["attainment"]["total"]["clocks"] == 0
+    assert r["speed_to_lead"]["first_contact"]["median_business_seconds"] is None
+    assert r["rep_volume"]["through_day"] == "2026-11-16" and r["rep_volume"]["reps"] == []
+    assert r["volumes"]["total"]["new"] == 0 and len(r["volumes"]["days"]) == 30
+    assert r["breaches"]["clocks"]["total"] == 0 and r["corrections"]["total"] == 0
+    for fmt, marker in (("text", "S1 Handoffs"), ("md", "## S1 Handoffs"), ("html", "<h2>S1 Handoffs")):
+        out = await _cli(settings, "report", "--month", "2026-11", "--format", fmt, "--policy", str(policy_file),
+                         "--now", "2026-11-16T12:00:00Z", "--out", str(tmp_path / f"empty.{fmt}"))
+        assert out.exit_code == 0, out.output
+        assert marker in (tmp_path / f"empty.{fmt}").read_text()
