@@ -111,7 +111,7 @@ class Console:
             raise BadRequest(f"{name} is longer than {MAX_PARAM} characters")
         return values[0]
 
-    def _nav(self, request: web.Request, week: str | None = None, month: str | None = None, team: str | None = None) -> str:
+    def _nav(self, week: str | None = None, month: str | None = None, team: str | None = None) -> str:
         return pages.nav(week or current_week_of(self), month or current_month_of(self), team)
 
     # --- pages -----------------------------------------------------------------------------------
@@ -134,7 +134,7 @@ class Console:
         from services.report.render_html import render_html
 
         data, week, month, team = await self._report(request)
-        page = render_html(data, plotly_src="/static/plotly.min.js", nav=self._nav(request, week, month, team))
+        page = render_html(data, plotly_src="/static/plotly.min.js", nav=self._nav(week, month, team))
         return web.Response(text=page, content_type="text/html")
 
     async def report_json(self, request: web.Request) -> web.Response:
@@ -155,7 +155,7 @@ class Console:
         if row is None and not events:
             raise web.HTTPNotFound(text=f"404: no lead {lead_id!r} in the event store\n", content_type="text/plain")
         report = lead_report(row, events, duplicates)
-        return web.Response(text=pages.lead_page(lead_id, report, clocks, self.clock(), self._nav(request)),
+        return web.Response(text=pages.lead_page(lead_id, report, clocks, self.clock(), self._nav()),
                             content_type="text/html")
 
     async def at_risk_page(self, request: web.Request) -> web.Response:
@@ -172,7 +172,7 @@ class Console:
 
                 await check_team(conn, team)
             clocks = await open_clocks(conn, team, owner)
-        return web.Response(text=pages.at_risk_page(clocks, now, team, owner, REFRESH_S, self._nav(request)),
+        return web.Response(text=pages.at_risk_page(clocks, now, team, owner, REFRESH_S, self._nav()),
                             content_type="text/html")
 
     async def plotly_js(self, request: web.Request) -> web.Response:
