@@ -201,13 +201,15 @@ class WindowSeries:
             yield from self._period_windows(start, end)
             self.set_cursor(self._next_start(end))
         if self.cursor is not None and self._next_checkpoint is not None and self._next_checkpoint <= now:
+            # The cursor period's checkpoints that ended; later periods' all end after `now`.
             later: list[datetime] = []
-            for key in sorted(self.checkpoints.get(self.cursor, {})):
-                for point in self.checkpoints[self.cursor][key]:
-                    if point.outcome is None and point.window_end <= now:
-                        yield point
-                    elif point.outcome is None:
-                        later.append(point.window_end)
+            for start in sorted(s for s in self.checkpoints if s >= self.cursor):
+                for key in sorted(self.checkpoints[start]):
+                    for point in self.checkpoints[start][key]:
+                        if point.outcome is None and point.window_end <= now:
+                            yield point
+                        elif point.outcome is None:
+                            later.append(point.window_end)
             self._next_checkpoint = min(later) if later else None
 
     def expire(self, before: datetime) -> list[Window]:
