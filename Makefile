@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 SYSDEPS := .leadflow/.system-deps-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help install system-deps up down status demo test test-unit test-stack bench clean
+.PHONY: help install system-deps up down status demo test test-unit test-stack bench report-bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ test-unit: install ## Only the fast tests that need no servers
 
 bench: install system-deps ## Measure the core, the services and their peers (leadflow bench)
 	$(BIN)/leadflow bench $(BENCH_ARGS)
+
+report-bench: install system-deps ## Time a month's report over a store of 1,000,000 leads (own throwaway PostgreSQL)
+	$(BIN)/python -m services.report.bench $(REPORT_BENCH_ARGS)
 
 clean: down ## Stop the stack and delete .leadflow/ (data and logs)
 	rm -rf .leadflow

@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "funnel": ("services.lifecycle.commands", "funnel", "Count leads per stage as they stood at a moment (--as-of), from the event log."),
     "rebuild": ("services.lifecycle.commands", "rebuild", "Recompute the leads projection from the stored events; report (or --fix) differences."),
     "sla-monitor": ("services.sla_monitor.app", "command", "Run the SLA monitor: leadflow.lifecycle to SLA clocks, leadflow.sla and metrics."),
+    "report": ("services.report.commands", "report", "The weekly meeting's and the monthly SLA review's report (text, Markdown, JSON, HTML)."),
+    "console": ("services.console.commands", "console", "Run the read-only web console: reports, lead pages, clocks at risk."),
     "backtest": ("services.backtest", "backtest", "Replay the stored history under the current and a proposed SLA policy; compare."),
     "bench": ("services.bench.command", "bench", "Benchmark the core, the services and their peers (Kafka, Faust) in one run."),
 }

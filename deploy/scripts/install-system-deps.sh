@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the local stack needs from Debian's packages, only when missing (idempotent):
-# Java 17+ and Maven (Kafka jars from Maven Central), PostgreSQL, Prometheus, Alertmanager.
+# Java 17+ and Maven (Kafka jars from Maven Central), PostgreSQL, Prometheus, Alertmanager, and
+# Chromium with its driver (the browser test of the report and the console).
 set -euo pipefail
 
 missing=()
@@ -12,6 +13,8 @@ have prometheus || missing+=(prometheus)
 have promtool || missing+=(prometheus)
 have prometheus-alertmanager || have alertmanager || missing+=(prometheus-alertmanager)
 have amtool || missing+=(prometheus-alertmanager)
+have chromium || missing+=(chromium)
+have chromedriver || missing+=(chromium-driver)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

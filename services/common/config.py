@@ -110,6 +110,10 @@ class Settings:
     # API keys per source, "source:sha256hex,source2:sha256hex" (hashes, never the keys)
     ingest_api_keys: Secret = field(default_factory=lambda: Secret(""))
     ingest_hmac_secret: Secret = field(default_factory=lambda: Secret(""))
+    # the read-only web console (`leadflow console`); keys as ingest's: "name:sha256hex,..."
+    console_host: str = "127.0.0.1"
+    console_port: int = 8090
+    console_api_keys: Secret = field(default_factory=lambda: Secret(""))
     # lifecycle / sla monitor metrics ports
     lifecycle_metrics_port: int = 9101
     sla_metrics_port: int = 9102
@@ -189,6 +193,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ingest_port=_port(env, "LEADFLOW_INGEST_PORT", 8080),
         ingest_api_keys=Secret(env.get("LEADFLOW_INGEST_API_KEYS", "")),
         ingest_hmac_secret=Secret(env.get("LEADFLOW_INGEST_HMAC_SECRET", "")),
+        console_host=env.get("LEADFLOW_CONSOLE_HOST", "127.0.0.1"),
+        console_port=_port(env, "LEADFLOW_CONSOLE_PORT", 8090),
+        console_api_keys=Secret(env.get("LEADFLOW_CONSOLE_API_KEYS", "")),
         lifecycle_metrics_port=_port(env, "LEADFLOW_LIFECYCLE_METRICS_PORT", 9101),
         sla_metrics_port=_port(env, "LEADFLOW_SLA_METRICS_PORT", 9102),
         sla_policy_file=env.get("LEADFLOW_SLA_POLICY", ""),
@@ -219,6 +226,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "LEADFLOW_INGEST_PORT": str(settings.ingest_port),
         "LEADFLOW_INGEST_API_KEYS": settings.ingest_api_keys.reveal(),
         "LEADFLOW_INGEST_HMAC_SECRET": settings.ingest_hmac_secret.reveal(),
+        "LEADFLOW_CONSOLE_HOST": settings.console_host,
+        "LEADFLOW_CONSOLE_PORT": str(settings.console_port),
+        "LEADFLOW_CONSOLE_API_KEYS": settings.console_api_keys.reveal(),
         "LEADFLOW_LIFECYCLE_METRICS_PORT": str(settings.lifecycle_metrics_port),
         "LEADFLOW_SLA_METRICS_PORT": str(settings.sla_metrics_port),
         "LEADFLOW_SLA_POLICY": settings.sla_policy_file,

@@ -50,3 +50,21 @@ def format_utc_precise(dt: datetime) -> str:
     if dt.microsecond:
         return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def duration_text(seconds: float | None) -> str:
+    """`3d 4h`, `2h 05m`, `12m 30s`, `45s`; negative (events out of time order) keeps its sign."""
+    if seconds is None:
+        return ""
+    sign = "-" if seconds < 0 else ""
+    s = int(round(abs(seconds)))
+    days, s = divmod(s, 86400)
+    hours, s = divmod(s, 3600)
+    minutes, s = divmod(s, 60)
+    if days:
+        return f"{sign}{days}d {hours}h"
+    if hours:
+        return f"{sign}{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{sign}{minutes}m {s:02d}s"
+    return f"{sign}{s}s"

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from services.common.config import Settings, load_settings
-from services.common.timefmt import format_utc, parse_rfc3339
+from services.common.timefmt import duration_text, format_utc, parse_rfc3339
 from services.lifecycle.domain import STAGES
 
 STAGE_ORDER = STAGES  # main path, then off the path: the domain's one list
@@ -53,24 +53,6 @@ def _time(value: datetime | None) -> str | None:
 
 def _iso(value: Any) -> Any:
     return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else value
-
-
-def duration_text(seconds: float | None) -> str:
-    """`3d 4h`, `2h 05m`, `12m 30s`, `45s`; negative (events out of time order) keeps its sign."""
-    if seconds is None:
-        return ""
-    sign = "-" if seconds < 0 else ""
-    s = int(round(abs(seconds)))
-    days, s = divmod(s, 86400)
-    hours, s = divmod(s, 3600)
-    minutes, s = divmod(s, 60)
-    if days:
-        return f"{sign}{days}d {hours}h"
-    if hours:
-        return f"{sign}{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{sign}{minutes}m {s:02d}s"
-    return f"{sign}{s}s"
 
 
 def _echo_json(obj: Any) -> None:

@@ -1,0 +1,1 @@
+"""`leadflow console`: the read-only web console (services/console/app.py)."""
