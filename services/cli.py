@@ -28,7 +28,7 @@ GROUPS = ("Stack", "Sending data", "History", "SLAs", "Reports", "Services", "Be
 # name -> where it lives, its one-line help, its heading and an example. Add a line to add a command;
 # a command whose module is not installed (yet) is not listed.
 COMMANDS: dict[str, Entry] = {
-    "demo": Entry("services.demo", "demo", "Start everything, stream a simulated month through the pipeline, summarise it.",
+    "demo": Entry("services.demo.command", "demo", "Start everything, stream a simulated month through the pipeline, summarise it.",
                   "Stack", "leadflow demo --once --json"),
     "up": Entry("services.stack.commands", "up", "Start the local Kafka, PostgreSQL, Prometheus and Alertmanager.",
                 "Stack", "leadflow up"),

@@ -93,7 +93,7 @@ async def worst_breaches(conn: asyncpg.Connection, start: datetime, end: datetim
                          limit: int = 5) -> list[dict[str, Any]]:
     """The month's breached clocks that were (or are) the most overdue: stopped late, or never."""
     rows = await conn.fetch(
-        f"""SELECT *, EXTRACT(EPOCH FROM (COALESCE(stopped_at, $3) - due_at)) AS overdue_seconds
+        f"""SELECT *, EXTRACT(EPOCH FROM (COALESCE(stopped_at, $3) - due_at))::float8 AS overdue_seconds
             FROM ({_CLOCKS}) k WHERE outcome = 'breached' AND due_at IS NOT NULL
             ORDER BY overdue_seconds DESC, lead_id LIMIT $4""", start, end, now, limit)
     return [dict(r) for r in rows]
