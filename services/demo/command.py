@@ -57,7 +57,11 @@ async def _run(settings: Settings, month: SimulatedMonth, now: datetime, console
         def on_day(day: str, sent: int) -> None:
             progress.update(sending, completed=sent, description=f"streaming {month.month}: {day}")
 
-        stats = await MonthStreamer(settings, on_day).run(month)
+        async def before_late_batch(sent: int) -> None:
+            progress.update(sending, description="CRM sync down: pipeline catches up")
+            await wait_for_pipeline(settings, before, sent, lambda *counts: None)
+
+        stats = await MonthStreamer(settings, on_day, before_late_batch).run(month)
         progress.update(sending, description=f"sent {month.month} (HTTP and Kafka)")
         lifecycle = progress.add_task("lifecycle: stored", total=stats.sent)
         sla = progress.add_task("SLA monitor: judged", total=None)
