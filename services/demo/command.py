@@ -12,6 +12,7 @@ import sys
 from datetime import datetime, timezone
 from typing import Any
 
+import aiohttp
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -113,6 +114,9 @@ def demo(once: bool, as_json: bool, seed: int, now: datetime | None) -> None:
         summary = asyncio.run(_run(settings, month, now, console))
     except (StackError, DemoError) as exc:
         raise click.ClickException(f"leadflow demo: {exc}") from None
+    except aiohttp.ClientError as exc:
+        raise click.ClickException(f"leadflow demo: a service stopped answering ({exc}); "
+                                   f"see the logs in {settings.home / 'services'}") from None
     if as_json:
         click.echo(to_json(summary))
     else:
