@@ -64,7 +64,9 @@ def scratch(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("block", [b for b in BLOCKS if b.skip_reason is None], ids=lambda b: b.id)
 def test_documented_commands_run(block, demo_stack, scratch):
     env = {**demo_stack.env, "REPO": str(REPO), "PATH": f"{REPO / '.venv' / 'bin'}:{os.environ['PATH']}",
-           "KEY": "a-key-you-were-given", "LEADFLOW_API_KEY": "dev-mode-accepts-any-key", "COLUMNS": "100"}
+           "KEY": "a-key-you-were-given", "LEADFLOW_API_KEY": "dev-mode-accepts-any-key", "COLUMNS": "100",
+           # the README's signing example needs a secret; the demo stack's ingest (dev mode) ignores signatures
+           "LEADFLOW_INGEST_HMAC_SECRET": "a-shared-secret"}
     script = "set -euo pipefail\n" + PRELUDE + _rewrite_ports(block.script, demo_stack.env)
     result = subprocess.run(["bash", "-c", script], cwd=scratch, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, (f"{block.id} exited {result.returncode}\n--- script\n{block.script}"
