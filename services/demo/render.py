@@ -31,7 +31,8 @@ def _when(value: datetime | None) -> str:
 
 
 def _table(title: str, *columns: str) -> Table:
-    table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
+                  padding=(0, 1))
     for index, column in enumerate(columns):
         table.add_column(column, justify="left" if index == 0 else "right")
     return table
@@ -78,11 +79,11 @@ def print_summary(console: Console, s: dict[str, Any]) -> None:
             table.add_row(f"  {rep['owner']}", str(rep["met"]), str(rep["breached"]), _pct(rep["attainment"]))
     console.print(table)
 
-    table = _table("Worst breaches (times UTC)", "lead", "sla", "owner", "due", "late by")
+    table = _table("Worst breaches (times UTC; * no stop yet)", "lead", "sla", "owner", "due", "late by")
     for b in s["worst_breaches"]:
-        late = duration_text(b["overdue_seconds"]) + ("" if b["stopped_at"] else ", no stop")
+        late = duration_text(b["overdue_seconds"]) + ("" if b["stopped_at"] else " *")
         table.add_row(b["lead_id"], b["sla"], b["owner"] or "-", _when(b["due_at"]), late)
-    for column in table.columns[:2]:
+    for column in table.columns:
         column.no_wrap = True
     console.print(table)
 
