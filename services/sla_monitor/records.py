@@ -125,6 +125,7 @@ def outcome_record(emission: Emission, emitted_at: datetime) -> dict[str, Any]:
             "policy_version": emission.policy_version,
             "team": clock.team,
             "emitted_at": emitted_at,
+            "late": emission.late,
         }
     window = emission.window
     assert window is not None
@@ -145,8 +146,9 @@ def outcome_record(emission: Emission, emitted_at: datetime) -> dict[str, Any]:
         "fit_share": window.fit_share if window.weekly else None,
         "attempts": None,
         "required": None,
-        "corrected": False,
+        "corrected": window.corrected,
         "policy_version": emission.policy_version,
         "team": None,
         "emitted_at": emitted_at,
+        "late": emission.late,
     }

@@ -21,9 +21,11 @@ OPEN = "open"
 
 # Emission kinds.
 STARTED = "started"
-CORRECTED = "corrected"
-WINDOW_CLOSED = "window_closed"
-EMISSION_KINDS = (STARTED, MET, BREACHED, CANCELLED, CORRECTED, WINDOW_CLOSED)
+CORRECTED = "corrected"  # a declared breach decided otherwise (met, cancelled), or a window's outcome changed
+WINDOW_CLOSED = "window_closed"  # a window judged for the first time
+WINDOW_REJUDGED = "window_rejudged"  # a judged window counted a late lead: same outcome, new count
+LATE_STOP = "late_stop"  # the first stop after due of a clock already declared breached: still breached
+EMISSION_KINDS = (STARTED, MET, BREACHED, CANCELLED, CORRECTED, WINDOW_CLOSED, WINDOW_REJUDGED, LATE_STOP)
 
 ClockKey = tuple[str, str, str]  # (sla, lead_id, id of the starting event)
 WindowKey = tuple[str, str, str]  # (sla, owner or "", window start as RFC 3339 UTC)
@@ -71,11 +73,14 @@ class Clock:
 
     @property
     def awaits_stop(self) -> bool:
-        """Open, or breached with no stop yet and not expired (a late stop may still correct it)."""
-        return self.outcome is None or (
-            self.outcome == BREACHED and self.stopped_at is None and self.due_at is not None
-            and not self.expired
-        )
+        """Open, or breached and not expired: a stop or a cancel at or before due may still decide
+        it, however late it arrives (contract v2 §4), even after a later stop was recorded."""
+        return self.outcome is None or (self.outcome == BREACHED and self.due_at is not None and not self.expired)
+
+    def open_at(self, at: datetime) -> bool:
+        """"Open" as a new start at event time `at` sees it (contract v2 §4): not decided by an
+        event, and not due before `at`. A breach declared by the clock time does not close it."""
+        return self.awaits_stop and (self.due_at is None or self.due_at >= at)
 
     def copy(self) -> Clock:
         clone = Clock.__new__(Clock)
@@ -171,6 +176,9 @@ class Window:
     good_fit: int = 0  # weekly: counted leads whose fit was `fit` when assigned
     outcome: str | None = None
     judged_at: datetime | None = None
+    corrected: bool = False  # re-judged with a different outcome after a late lead
+    revision: int = 0  # emissions so far: each leadflow.sla record of the window has its own
+    expired: bool = False  # past the policy's correction window: final, forgotten by the engine
     key: WindowKey = field(init=False)
 
     def __post_init__(self) -> None:
@@ -231,6 +239,8 @@ class Window:
         }
         if self.weekly:
             line["fit_share"] = self.fit_share
+        if self.corrected:
+            line["corrected"] = True
         return line
 
     def to_snapshot(self) -> dict[str, Any]:
@@ -249,7 +259,11 @@ class Window:
             "good_fit": self.good_fit,
             "outcome": self.outcome,
             "judged_at": _time_out(self.judged_at),
-            "final": self.outcome is not None,
+            "corrected": self.corrected,
+            "revision": self.revision,
+            "expired": self.expired,
+            # A judged window still counts late leads (contract v2 §4): final only once expired.
+            "final": self.expired,
         }
 
     @classmethod
@@ -268,6 +282,9 @@ class Window:
             good_fit=data.get("good_fit", 0),
             outcome=data.get("outcome"),
             judged_at=_time_in(data.get("judged_at")),
+            corrected=data.get("corrected", False),
+            revision=data.get("revision", 1 if data.get("outcome") else 0),
+            expired=data.get("expired", False),
         )
 
 
@@ -277,6 +294,9 @@ class Emission:
 
     `at` is the event time for event-driven emissions (started, met, cancelled, corrected, and a
     breach decided by an event) and the clock time for time-driven ones (breached, window_closed).
+    `late`: declared longer than the policy's `late_declaration_after` after the time it is about
+    (history, e.g. a backlog: counted, never paged). `revision` tells a window's emissions apart
+    (clocks get each kind at most once, so theirs is 0).
     """
 
     kind: str
@@ -284,6 +304,8 @@ class Emission:
     policy_version: str
     clock: Clock | None = None
     window: Window | None = None
+    late: bool = False
+    revision: int = 0
 
     @property
     def sla(self) -> str:

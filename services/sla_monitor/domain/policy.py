@@ -4,6 +4,7 @@ Shape (see default_policy.toml, the built-in policy, which is contract §4):
 
     description = "..."                     # optional, not part of the version
     correction_window = "30d"               # optional, see below
+    late_declaration_after = "1h"           # optional, see below
     [calendars.NAME]                        # "default" always exists (contract calendar)
     timezone = "Europe/Berlin"; working_days = ["mon", ...]; opens = "09:00"; closes = "17:00"
     holidays = [2026-12-25, "2026-12-26"]
@@ -28,6 +29,12 @@ long after its due time a breached clock that got no stop can still be corrected
 late stop. Past `due + correction_window` (by clock time) the breach is final and the engine
 forgets the clock (see engine.py), which bounds a long-running monitor's memory. It is part of
 the version only when set, so the built-in policy keeps its version.
+
+`late_declaration_after` (a duration, default 1h): a breach (or any decision) declared longer
+than this after the time it is about (a clock's due time, a window's end, a stop's event time)
+is history, not news: it is emitted and counted as usual but marked late, and the paging and
+burn-rate alerts ignore it (contract v2: a backlog or a backfill of old events must not page
+anyone). It changes no outcome, so it is not part of the version.
 """
 from __future__ import annotations
 
@@ -59,6 +66,7 @@ DEFAULT_CALENDAR_NAME = "default"
 SCOPE_KEYS = ("channel", "segment", "team", "source")
 BUILTIN_SOURCE = "built-in policy"
 DEFAULT_CORRECTION_WINDOW: timedelta | None = None  # unset: corrections have no time limit (contract §4)
+DEFAULT_LATE_DECLARATION_AFTER = timedelta(hours=1)  # decisions declared later than this are history (no page)
 
 
 class PolicyError(ValueError):
@@ -154,6 +162,8 @@ class Policy:
     source: str = BUILTIN_SOURCE  # the file it was read from, or BUILTIN_SOURCE
     # How long after due a breached clock without a stop may still be corrected (then final).
     correction_window: timedelta | None = DEFAULT_CORRECTION_WINDOW
+    # Decisions declared longer than this after the time they are about are marked late.
+    late_declaration_after: timedelta = DEFAULT_LATE_DECLARATION_AFTER
 
     def calendar_name_for(self, settings: SlaSettings, team: str | None) -> str:
         """An SLA's own calendar if set, else the team's, else the default calendar."""
@@ -254,11 +264,15 @@ _DEFAULT_CALENDAR_FIELDS = {
 
 class _Validator:
     def policy(self, data: dict[str, Any], source: str) -> Policy:
-        self._unknown_keys("", data, ("description", "correction_window", "calendars", "teams", "slas"))
+        self._unknown_keys("", data, ("description", "correction_window", "late_declaration_after", "calendars",
+                                      "teams", "slas"))
         self._string_or_absent("description", data.get("description"))
         correction_window = DEFAULT_CORRECTION_WINDOW
         if "correction_window" in data:
             correction_window = _duration("correction_window", data["correction_window"])
+        late_after = DEFAULT_LATE_DECLARATION_AFTER
+        if "late_declaration_after" in data:
+            late_after = _duration("late_declaration_after", data["late_declaration_after"])
         calendars = self.calendars(data.get("calendars", {}))
         teams = self.teams(data.get("teams", {}), calendars)
         if "slas" in data:
@@ -275,7 +289,7 @@ class _Validator:
         blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         version = hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
         return Policy(rules=tuple(rules), calendars=calendars, team_calendars=teams, version=version,
-                      source=source, correction_window=correction_window)
+                      source=source, correction_window=correction_window, late_declaration_after=late_after)
 
     # calendars and teams
 
