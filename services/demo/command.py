@@ -17,7 +17,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from services.common.config import Settings, load_settings
+from services.common.config import Settings, load_settings, repo_root
 from services.demo.render import print_summary, to_json
 from services.demo.stream import DemoError, MonthStreamer, pipeline_counts, wait_for_pipeline
 from services.demo.summary import month_counts, wait_for_alerts, where_next
@@ -28,6 +28,7 @@ from services.stack.process import StackError
 from services.stack.service_processes import ServiceProcesses
 
 COMPANY = "Northwind Analytics"
+DEMO_POLICY = repo_root() / "deploy" / "policy" / "demo.toml"
 ALERT_WAIT_S = 90.0
 
 
@@ -109,7 +110,10 @@ def demo(once: bool, as_json: bool, seed: int, now: datetime | None) -> None:
     now = now or datetime.now(timezone.utc).replace(microsecond=0)
     try:
         LocalStack(settings).up(log=console.print)
-        ServiceProcesses(settings).start(log=console.print)
+        # A month streamed at once is declared late; the demo's policy lets it page as it would
+        # have live (deploy/policy/demo.toml). A policy the user set is kept.
+        policy = settings.sla_policy_file or str(DEMO_POLICY)
+        ServiceProcesses(settings).start(env={"LEADFLOW_SLA_POLICY": policy}, log=console.print)
         month = simulate_month(now, seed)
         summary = asyncio.run(_run(settings, month, now, console))
     except (StackError, DemoError) as exc:
