@@ -2,7 +2,9 @@
 search_path is the pipeline's schema and returns plain data (dicts, lists, numbers).
 
 A month is [start, end) in UTC instants (its Berlin midnights). Leads belong to the month they
-were created in; clocks to the month they started in; windows to the month they start in."""
+were created in; clocks to the month they started in; windows to the month they start in. A clock
+is attributed to the owner and team on its snapshot, else those of its stop event, else the lead's
+current ones (the attribution `leadflow report` uses)."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -52,8 +54,10 @@ _CLOCKS = """
     SELECT c.sla, COALESCE(c.outcome, 'open') AS outcome, c.lead_id, c.started_at, c.due_at,
            (c.snapshot->>'stopped_at')::timestamptz AS stopped_at,
            COALESCE((c.snapshot->>'corrected')::boolean, false) AS corrected,
-           COALESCE(c.snapshot->>'owner', l.owner) AS owner, COALESCE(c.team, l.team) AS team
-    FROM sla_clocks c LEFT JOIN leads l USING (lead_id)
+           COALESCE(c.snapshot->>'owner', se.owner, l.owner) AS owner, COALESCE(c.team, se.team, l.team) AS team
+    FROM sla_clocks c
+    LEFT JOIN lead_events se ON se.event_id = c.snapshot->>'stop_event_id'
+    LEFT JOIN leads l ON l.lead_id = c.lead_id
     WHERE c.started_at >= $1 AND c.started_at < $2"""
 
 
