@@ -147,3 +147,21 @@ def test_every_contract_sla_gets_outcomes_with_breaches_and_corrections(outcomes
     assert len(weeks) >= 4 and all(o["count"] >= 50 for o in weeks)
     reps = {o["scope"]["owner"] for o in outcomes if o["sla"] == "rep_monthly_volume"}
     assert reps == {r.owner for r in company.REPS}
+
+
+def test_leadflow_replay_of_the_month_file_judges_every_contract_sla(month, outcomes, tmp_path):
+    """The month as a JSONL file through the `leadflow replay` command gives the same lines."""
+    import json
+
+    from click.testing import CliRunner
+
+    from services.replay import replay
+
+    path = tmp_path / "month.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in month.events), encoding="utf-8")
+    until = month.end.strftime("%Y-%m-%dT%H:%M:%SZ")
+    result = CliRunner().invoke(replay, [str(path), "--until", until])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert lines == outcomes
+    assert {line["sla"] for line in lines if line["outcome"] in ("met", "breached")} == CONTRACT_SLAS
