@@ -19,6 +19,7 @@ import aiohttp
 
 from services.common.config import Settings
 from services.common.kafka import lead_key, make_producer
+from services.common.timefmt import parse_rfc3339
 from services.demo.pipeline_metrics import metric_total
 from services.simulator import SimulatedMonth, route_of
 from services.simulator.businesstime import BERLIN
@@ -57,8 +58,6 @@ def days_of(month: SimulatedMonth) -> "OrderedDict[str, list[dict[str, Any]]]":
 
 
 def _berlin_day(occurred_at: str) -> str:
-    from services.common.timefmt import parse_rfc3339
-
     return parse_rfc3339(occurred_at).astimezone(BERLIN).strftime("%Y-%m-%d")
 
 

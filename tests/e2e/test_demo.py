@@ -21,7 +21,6 @@ pytestmark = pytest.mark.stack
 
 CONTRACT_SLAS = {"speed_to_lead", "sales_acceptance", "contact_attempts", "closed_loop_feedback",
                  "marketing_weekly_volume", "rep_monthly_volume"}
-MAIN_PATH = ("new", "iql", "mql", "sal", "sql", "opportunity", "customer")
 
 
 def _stored_events(env: dict[str, str]) -> list[dict]:
