@@ -179,13 +179,21 @@ class Window:
     corrected: bool = False  # re-judged with a different outcome after a late lead
     revision: int = 0  # emissions so far: each leadflow.sla record of the window has its own
     expired: bool = False  # past the policy's correction window: final, forgotten by the engine
+    per: str | None = None  # the scope key of `owner`: None means "owner" (or no scope without one)
+    checkpoint: str | None = None  # a pace checkpoint: its business day (local date)
+    share_attr: str = "fit"  # the lead attribute `fit` / `min_fit_share` are about
     key: WindowKey = field(init=False)
 
     def __post_init__(self) -> None:
-        self.key = (self.sla, self.owner or "", format_utc(self.window_start))
+        self.key = self.make_key()
+
+    def make_key(self) -> WindowKey:
+        start = format_utc(self.window_start)
+        return (self.sla, self.owner or "", start if self.checkpoint is None else f"{start}/pace/{self.checkpoint}")
 
     @property
     def weekly(self) -> bool:
+        """Whether a share of the counted leads is part of the goal (the weekly handoff's fit)."""
         return self.min_fit_share is not None
 
     @property
@@ -196,8 +204,9 @@ class Window:
     def fit_share(self) -> float | None:
         return self.good_fit / len(self.leads) if self.leads else None
 
-    def count_lead(self, lead_id: str, fit: str | None) -> bool:
-        """Count one assignment; a lead counts once per window, with its fit at that first time."""
+    def count_lead(self, lead_id: str, fit: Any) -> bool:
+        """Count one lead; a lead counts once per window, with its share attribute (fit) at that
+        first time."""
         if lead_id in self.leads:
             return False
         self.leads.add(lead_id)
@@ -224,10 +233,13 @@ class Window:
 
     def outcome_line(self) -> dict[str, Any]:
         start, end = format_utc(self.window_start), format_utc(self.window_end)
+        scope: dict[str, str] = {} if self.owner is None else {self.per or "owner": self.owner}
+        if self.checkpoint is not None:
+            scope["checkpoint"] = self.checkpoint
         line: dict[str, Any] = {
             "sla": self.sla,
             "lead_id": None,
-            "scope": {} if self.owner is None else {"owner": self.owner},
+            "scope": scope,
             "outcome": self.outcome or OPEN,
             "started_at": start,
             "due_at": end,
@@ -238,7 +250,7 @@ class Window:
             "target": self.target,
         }
         if self.weekly:
-            line["fit_share"] = self.fit_share
+            line[f"{self.share_attr}_share"] = self.fit_share
         if self.corrected:
             line["corrected"] = True
         return line
@@ -262,6 +274,9 @@ class Window:
             "corrected": self.corrected,
             "revision": self.revision,
             "expired": self.expired,
+            "per": self.per,
+            "checkpoint": self.checkpoint,
+            "share_attr": self.share_attr,
             # A judged window still counts late leads (contract v2 §4): final only once expired.
             "final": self.expired,
         }
@@ -285,6 +300,9 @@ class Window:
             corrected=data.get("corrected", False),
             revision=data.get("revision", 1 if data.get("outcome") else 0),
             expired=data.get("expired", False),
+            per=data.get("per"),
+            checkpoint=data.get("checkpoint"),
+            share_attr=data.get("share_attr", "fit"),
         )
 
 

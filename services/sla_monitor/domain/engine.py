@@ -83,11 +83,12 @@ from services.sla_monitor.domain.policy import (
     SlaRule,
     SlaSettings,
 )
-from services.sla_monitor.domain.windows import WindowSeries
+from services.sla_monitor.domain.windows import WindowSeries, share_value
 
 SNAPSHOT_FORMAT = 1
 
 # Event types and stages the rules react to (contract §2–4).
+LEAD_CREATED = "lead.created"
 LEAD_ASSIGNED = "lead.assigned"
 LEAD_ACCEPTED = "lead.accepted"
 LEAD_REJECTED = "lead.rejected"
@@ -207,6 +208,7 @@ class EngineChanges:
     clocks: list[dict[str, Any]] = field(default_factory=list)
     windows: list[dict[str, Any]] = field(default_factory=list)
     state: dict[str, Any] = field(default_factory=dict)
+    lead_attributes: dict[str, dict[str, str]] = field(default_factory=dict)  # lead -> campaign, country
 
 
 class SlaEngine:
@@ -230,6 +232,12 @@ class SlaEngine:
         self._dirty_clocks: dict[ClockKey, Clock] = {}
         self._dirty_windows: dict[WindowKey, Window] = {}
         self._series: list[WindowSeries] = []
+        self._counted_by_type: dict[str, list[WindowSeries]] = {}
+        self._counted_by_stage: dict[str, list[WindowSeries]] = {}
+        # lead.created attributes (campaign, country) some scope or share reads, per lead
+        self._tracked = policy.lead_attributes
+        self._lead_attributes: dict[str, dict[str, str]] = {}
+        self._dirty_attributes: set[str] = set()
         self._starts_on_enter: dict[str, list[SlaRule]] = {}
         self._starts_on_type: dict[str, list[SlaRule]] = {}
         self._rule_order: dict[str, int] = {}
@@ -237,9 +245,17 @@ class SlaEngine:
             self._rule_order[rule.name] = index
             if rule.kind in WINDOW_KINDS:
                 calendar = policy.calendar_for(rule.settings, None)
-                self._series.append(WindowSeries(rule, calendar, policy.version))
+                series = WindowSeries(rule, calendar, policy.version)
+                self._series.append(series)
+                kind, value = series.counts  # type: ignore[misc]
+                by = self._counted_by_type if kind == "type" else self._counted_by_stage
+                by.setdefault(value, []).append(series)
             elif rule.kind == SPEED_TO_LEAD:
-                self._starts_on_enter.setdefault(MQL, []).append(rule)
+                # the start stage is a setting (starts_on, per segment, channel or team)
+                stages = {rule.settings.starts_on} | {
+                    o.changes["starts_on"] for o in rule.overrides if "starts_on" in o.changes}
+                for stage in sorted(stages):
+                    self._starts_on_enter.setdefault(stage, []).append(rule)
             elif rule.kind in (SALES_ACCEPTANCE, CONTACT_ATTEMPTS):
                 self._starts_on_type.setdefault(LEAD_ASSIGNED, []).append(rule)
             elif rule.kind == CLOSED_LOOP_FEEDBACK:
@@ -268,6 +284,9 @@ class SlaEngine:
                 for window in series.due_windows(now):
                     self._judge(window, now, emissions)
             self._update_next_window_end()
+        else:
+            for series in self._series:  # the clock time windows are due by
+                series.clock = now
         return emissions
 
     def next_deadline(self) -> datetime | None:
@@ -311,17 +330,28 @@ class SlaEngine:
                     self._live[transition.lead_id] = remaining
                 else:
                     del self._live[transition.lead_id]
+        if self._tracked and etype == LEAD_CREATED and transition.lead_id not in self._lead_attributes:
+            self._remember_attributes(transition)
         if transition.ignored is None:
-            starters: list[SlaRule] = []
+            starters: list[tuple[SlaRule, str | None]] = []
             if entered is not None and entered in self._starts_on_enter:
-                starters += self._starts_on_enter[entered]
+                starters += [(rule, entered) for rule in self._starts_on_enter[entered]]
             if etype in self._starts_on_type:
-                starters += self._starts_on_type[etype]
-            for rule in starters:
-                self._start(rule, transition, emissions)
-            if etype == LEAD_ASSIGNED and self._series:
-                self._count_assignment(transition, emissions)
+                starters += [(rule, None) for rule in self._starts_on_type[etype]]
+            for rule, stage in starters:
+                self._start(rule, transition, emissions, stage)
+            counting = self._counted_by_type.get(etype)
+            if entered is not None and entered in self._counted_by_stage:
+                counting = (counting or []) + self._counted_by_stage[entered]
+            if counting:
+                self._count(counting, transition, emissions)
         return emissions
+
+    def _remember_attributes(self, transition: TransitionLike) -> None:
+        payload = transition.event.payload
+        found = {key: str(payload[key]) for key in self._tracked if payload.get(key) is not None}
+        self._lead_attributes[transition.lead_id] = found
+        self._dirty_attributes.add(transition.lead_id)
 
     def _apply(self, clock: Clock, transition: TransitionLike, entered: str | None, out: list[Emission]) -> bool:
         """One event of the clock's lead; whether the clock changed."""
@@ -406,13 +436,14 @@ class SlaEngine:
         kind = CORRECTED if previous == BREACHED else outcome
         out.append(Emission(kind, at, clock.policy_version, clock=clock.copy(), late=late))
 
-    def _start(self, rule: SlaRule, transition: TransitionLike, out: list[Emission]) -> None:
+    def _start(self, rule: SlaRule, transition: TransitionLike, out: list[Emission], stage: str | None) -> None:
         event = transition.event
         lead_id = transition.lead_id
-        if not rule.scope.matches(transition.channel, transition.segment, transition.team, event.source):
+        attributes = self._lead_attributes.get(lead_id) if self._tracked else None
+        if not rule.scope.matches(transition.channel, transition.segment, transition.team, event.source, attributes):
             return
         settings = rule.settings_for(transition.channel, transition.segment, transition.team, event.source)
-        if not settings.enabled:
+        if not settings.enabled or (stage is not None and settings.starts_on != stage):
             return
         start = event.occurred_at
         if rule.kind in (SALES_ACCEPTANCE, CONTACT_ATTEMPTS):
@@ -457,21 +488,27 @@ class SlaEngine:
             return calendar.add_business_time(start, settings.due)
         return start + settings.due
 
-    def _count_assignment(self, transition: TransitionLike, out: list[Emission]) -> None:
+    def _count(self, counting: list[WindowSeries], transition: TransitionLike, out: list[Emission]) -> None:
+        """Count the lead in the windows of the series that count this event (or stage entry)."""
         event = transition.event
-        for series in self._series:
+        attributes = self._lead_attributes.get(transition.lead_id) if self._tracked else None
+        for series in counting:
             rule = series.rule
-            if not rule.scope.matches(transition.channel, transition.segment, transition.team, event.source):
+            if not rule.scope.matches(transition.channel, transition.segment, transition.team, event.source, attributes):
                 continue
             settings = rule.settings_for(transition.channel, transition.segment, transition.team, event.source)
             if not settings.enabled:
                 continue
-            window = series.count(event.occurred_at, transition.lead_id, transition.owner, transition.fit, settings)
-            if window is None:
-                continue
-            self._dirty_windows[window.key] = window
-            if series.is_judged(window.window_start):  # a late lead: its window is judged again
-                self._judge(window, self.now or event.occurred_at, out)
+            scope_value = transition.team if series.per == "team" else transition.owner
+            share = share_value(series.share_attr, transition.fit, transition.channel, transition.segment,
+                                transition.team, event.source, attributes) if series.share else None
+            for window in series.count(event.occurred_at, transition.lead_id, scope_value, share, settings):
+                self._dirty_windows[window.key] = window
+                if series.is_due(window):  # a late lead: its window is judged (again)
+                    self._judge(window, self.now or event.occurred_at, out)
+            due = series.next_due()  # a new owner's pace checkpoints may be due before anything else
+            if due is not None and (self._next_window_end is None or due < self._next_window_end):
+                self._next_window_end = due
 
     def _judge(self, window: Window, clock_time: datetime, out: list[Emission]) -> None:
         """Judge a window (again, when it was judged before) and emit what changed."""
@@ -502,7 +539,7 @@ class SlaEngine:
         self._update_next_window_end()
 
     def _update_next_window_end(self) -> None:
-        ends = [series.cursor_end for series in self._series if series.cursor_end is not None]
+        ends = [end for series in self._series if (end := series.next_due()) is not None]
         self._next_window_end = min(ends) if ends else None
 
     def _expire(self, clock: Clock) -> None:
@@ -531,7 +568,8 @@ class SlaEngine:
         clocks = self._history if self.keep_history else [c for cs in self._live.values() for c in cs]
         windows = sorted(
             self._judged,
-            key=lambda w: (w.window_start, self._rule_order.get(w.sla, len(self._rule_order)), w.owner or ""),
+            key=lambda w: (w.window_start, self._rule_order.get(w.sla, len(self._rule_order)), w.owner or "",
+                           w.window_end),
         )
         return [clock.outcome_line() for clock in clocks] + [window.outcome_line() for window in windows]
 
@@ -552,7 +590,8 @@ class SlaEngine:
             "live_clocks": sum(len(clocks) for clocks in self._live.values()),
             "due_queue": len(self._due_queue),
             "expiry_queue": len(self._expiry),
-            "windows": sum(len(owners) for series in self._series for owners in series.windows.values()),
+            "windows": sum(1 for series in self._series for _ in series.all_windows()),
+            "lead_attributes": len(self._lead_attributes),
             "unsaved_changes": len(self._dirty_clocks) + len(self._dirty_windows),
             "history": len(self._history) + len(self._judged),
         }
@@ -565,9 +604,11 @@ class SlaEngine:
             clocks=[clock.to_snapshot() for clock in self._dirty_clocks.values()],
             windows=[window.to_snapshot() for window in self._dirty_windows.values()],
             state=self._state(),
+            lead_attributes={lead: self._lead_attributes[lead] for lead in self._dirty_attributes},
         )
         self._dirty_clocks.clear()
         self._dirty_windows.clear()
+        self._dirty_attributes.clear()
         return changes
 
     def snapshot(self) -> dict[str, Any]:
@@ -575,12 +616,8 @@ class SlaEngine:
         return {
             **self._state(),
             "clocks": [clock.to_snapshot() for clock in self.live_clocks()],
-            "windows": [
-                window.to_snapshot()
-                for series in self._series
-                for owners in series.windows.values()
-                for window in owners.values()
-            ],
+            "windows": [window.to_snapshot() for series in self._series for window in series.all_windows()],
+            "lead_attributes": dict(self._lead_attributes),
         }
 
     def _state(self) -> dict[str, Any]:
@@ -631,9 +668,14 @@ class SlaEngine:
             series = series_by_name.get(window.sla)
             if series is None or window.expired:  # an SLA removed from the policy: its counts are dropped
                 continue
-            series.windows.setdefault(window.window_start, {})[window.owner or ""] = window
+            series.restore(window)
             if keep_history and window.outcome is not None:
                 engine._judged.append(window)
+        if engine._tracked:
+            engine._lead_attributes.update(snapshot.get("lead_attributes", {}))
+        for series in engine._series:
+            series.clock = engine.now
+        engine._update_next_window_end()
         return engine
 
     from_snapshot = restore  # the name docs/architecture.md uses

@@ -24,10 +24,61 @@ from hypothesis import strategies as st
 
 from services.common.envelope import parse_event
 from services.lifecycle.domain import run_log
-from services.sla_monitor.domain import SlaEngine, load_policy, replay_outcomes
+from services.sla_monitor.domain import SlaEngine, load_policy, parse_policy, replay_outcomes
 from services.sla_monitor.domain.clocks import Clock, Window
 
 POLICY = load_policy()
+# The built-in six and every volume goal shape (issue #13): a daily stage count on business days,
+# a campaign span, per-owner and per-team months with paces, a share of an attribute, and a
+# speed-to-lead clock starting on sql for enterprise leads.
+GOALS = parse_policy('''
+[calendars.berlin]
+timezone = "Europe/Berlin"
+holidays = [2026-11-11]
+
+[slas.speed_to_lead]
+[[slas.speed_to_lead.overrides]]
+when = { segment = "enterprise" }
+starts_on = "sql"
+[slas.sales_acceptance]
+[slas.contact_attempts]
+[slas.closed_loop_feedback]
+[slas.marketing_weekly_volume]
+[slas.rep_monthly_volume]
+
+[slas.daily_mql]
+kind = "volume"
+calendar = "berlin"
+period = "day"
+business_days_only = true
+counts = { stage = "mql" }
+target = 1
+
+[slas.summit_meetings]
+kind = "volume"
+period = { from = 2026-11-03, to = 2026-11-20 }
+counts = "lead.assigned"
+scope = { campaign = ["summit"] }
+target = 2
+
+[slas.rep_paced]
+kind = "volume"
+calendar = "berlin"
+period = "month"
+counts = "lead.assigned"
+per = "owner"
+target = 3
+pace = [{ day = 3, share = 0.3 }, { day = 9, share = 0.6 }]
+
+[slas.team_weekly_sql]
+kind = "volume"
+period = "week"
+counts = { stage = "sql" }
+per = "team"
+target = 1
+pace = "even"
+min_share = { segment = "smb", at_least = 0.5 }
+''', "goals.toml")
 START = datetime(2026, 11, 2, 7, 0, tzinfo=timezone.utc)  # a Monday, 08:00 in Berlin
 SPAN = timedelta(days=26)
 
@@ -70,7 +121,8 @@ def lead_logs(draw, lead_id: str) -> list[dict]:
     created = {"event_id": f"{lead_id}-c", "lead_id": lead_id, "type": "lead.created",
                "occurred_at": base, "source": "website",
                "payload": {"channel": draw(st.sampled_from(["website", "website", "event"])),
-                           "segment": draw(st.sampled_from(["smb", "enterprise"]))}}
+                           "segment": draw(st.sampled_from(["smb", "enterprise"])),
+                           "campaign": draw(st.sampled_from(["summit", "webinar"]))}}
     events = [created]
     for number in range(draw(st.integers(1, 14))):
         etype = draw(st.sampled_from(_TYPES_WEIGHTED))
@@ -108,26 +160,26 @@ def comparable(line: dict[str, Any]) -> str:
     return json.dumps(line, sort_keys=True)
 
 
-def reference(logs: list[list[dict]], until: datetime) -> list[str]:
+def reference(logs: list[list[dict]], until: datetime, policy=POLICY) -> list[str]:
     round_robin = [event for group in zip(*[log + [None] * 20 for log in logs]) for event in group if event]
     transitions = run_log(parse_event(event) for event in round_robin)
-    return sorted(comparable(line) for line in replay_outcomes(POLICY, transitions, until))
+    return sorted(comparable(line) for line in replay_outcomes(policy, transitions, until))
 
 
-def live_like(draw, logs: list[list[dict]], until: datetime) -> list[str]:
+def live_like(draw, logs: list[list[dict]], until: datetime, policy=POLICY) -> list[str]:
     """Drive an engine as the service does and read the final outcomes from its persisted rows."""
     order = merged(draw, logs)
     transitions = list(run_log(parse_event(event) for event in order))
     clock_rows: dict[tuple, dict] = {}
     window_rows: dict[tuple, dict] = {}
-    engine = SlaEngine(POLICY, keep_history=False)
+    engine = SlaEngine(policy, keep_history=False)
 
     def persist() -> None:
         changes = engine.take_changes()
         for row in changes.clocks:
             clock_rows[(row["sla"], row["lead_id"], row["start_event_id"])] = row
         for row in changes.windows:
-            window_rows[(row["sla"], row["owner"], row["window_start"])] = row
+            window_rows[(row["sla"], row["owner"], row["window_start"], row["checkpoint"])] = row
 
     earliest = min(t.event.occurred_at for t in transitions)
     position = 0
@@ -141,7 +193,7 @@ def live_like(draw, logs: list[list[dict]], until: datetime) -> list[str]:
             engine.advance(earliest + timedelta(seconds=draw(st.integers(-3600, seconds))))
         persist()
         if draw(st.integers(0, 4)) == 0:  # a restart: resume from what was persisted
-            engine = SlaEngine.restore(POLICY, json.loads(json.dumps(engine.snapshot())), keep_history=False)
+            engine = SlaEngine.restore(policy, json.loads(json.dumps(engine.snapshot())), keep_history=False)
     engine.advance(until)
     persist()
     lines = [Clock.from_snapshot(row).outcome_line() for row in clock_rows.values()]
@@ -155,6 +207,14 @@ def test_final_outcomes_do_not_depend_on_interleaving_clock_advances_batches_or_
     latest = max(datetime.fromisoformat(e["occurred_at"].replace("Z", "+00:00")) for log in logs for e in log)
     until = latest + timedelta(days=extra)
     assert live_like(data.draw, logs, until) == reference(logs, until)
+
+
+@settings(max_examples=200)
+@given(logs=streams(), data=st.data(), extra=st.integers(0, 30))
+def test_every_volume_goal_shape_follows_event_time_alone(logs, data, extra):
+    latest = max(datetime.fromisoformat(e["occurred_at"].replace("Z", "+00:00")) for log in logs for e in log)
+    until = latest + timedelta(days=extra)
+    assert live_like(data.draw, logs, until, GOALS) == reference(logs, until, GOALS)
 
 
 @settings(max_examples=200)
