@@ -37,6 +37,13 @@ def test_the_seed_policies_say_what_the_seeds_agreed():
     assert reps.settings_for(None, None, "field", None).target == 100
     assert reps.settings_for(None, None, "inbound", None).target == 150
     assert _rule("seed-003-closed-loop.toml", "closed_loop_feedback").settings.due == timedelta(days=90)
+    campaign = _rule("seed-004-campaign-meetings.toml", "revops_summit_meetings")
+    assert (campaign.kind, campaign.settings.counts, campaign.settings.target) == ("volume", ("type", "meeting.booked"), 5)
+    assert campaign.scope.campaign == {"revops-summit"}
+    daily = _rule("seed-003-daily-mql.toml", "daily_mql").settings
+    assert (daily.period, daily.counts, daily.business_days_only, daily.target) == ("day", ("stage", "mql"), True, 10)
+    pace = _rule("seed-003-rep-monthly-pace.toml", "rep_monthly_pace").settings
+    assert (pace.period, pace.per, pace.pace, pace.target) == ("month", "owner", "even", 150)
     every = load_policy(REPO / "docs" / "policies" / "all-seeds.toml")
     assert {r.name for r in every.rules} == {"marketing_weekly_volume", "sales_acceptance", "speed_to_lead",
                                              "contact_attempts", "rep_monthly_volume", "closed_loop_feedback"}
