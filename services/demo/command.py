@@ -17,7 +17,8 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from services.common.config import Settings, load_settings, repo_root
+from services.common.config import Settings, load_settings
+from services.demo.policy import CAMPAIGN_SLA, write_demo_policy
 from services.demo.render import print_summary, to_json
 from services.demo.stream import DemoError, MonthStreamer, pipeline_counts, wait_for_pipeline
 from services.demo.summary import month_counts, wait_for_alerts, where_next
@@ -28,7 +29,6 @@ from services.stack.process import StackError
 from services.stack.service_processes import ServiceProcesses
 
 COMPANY = "Northwind Analytics"
-DEMO_POLICY = repo_root() / "deploy" / "policy" / "demo.toml"
 ALERT_WAIT_S = 90.0
 
 
@@ -79,7 +79,7 @@ async def _run(settings: Settings, month: SimulatedMonth, now: datetime, console
         progress.update(waiting, total=1, completed=1)
     if stats.refused:
         raise DemoError(f"ingest refused {len(stats.refused)} simulated events, e.g. {stats.refused[0]}")
-    counts = await month_counts(settings, month, now)
+    counts = await month_counts(settings, month, now, CAMPAIGN_SLA)
     sample = next((b["lead_id"] for b in counts["worst_breaches"]), month.events[0]["lead_id"])
     return {
         "company": COMPANY,
@@ -109,13 +109,15 @@ def demo(once: bool, as_json: bool, seed: int, now: datetime | None) -> None:
     settings = load_settings()
     now = now or datetime.now(timezone.utc).replace(microsecond=0)
     try:
+        month = simulate_month(now, seed)
         LocalStack(settings).up(log=console.print)
         # A month streamed at once is declared late; the demo's policy lets it page as it would
-        # have live (deploy/policy/demo.toml). A policy the user set is kept.
-        policy = settings.sla_policy_file or str(DEMO_POLICY)
+        # have live, and judges the month's campaign goal (services/demo/policy.py). A policy the
+        # user set is kept; services already running keep the policy they started with.
+        policy = settings.sla_policy_file or str(write_demo_policy(month, settings.home))
         ServiceProcesses(settings).start(env={"LEADFLOW_SLA_POLICY": policy}, log=console.print)
-        month = simulate_month(now, seed)
         summary = asyncio.run(_run(settings, month, now, console))
+        summary["policy"] = policy
     except (StackError, DemoError) as exc:
         raise click.ClickException(f"leadflow demo: {exc}") from None
     except aiohttp.ClientError as exc:

@@ -92,8 +92,9 @@ def print_summary(console: Console, s: dict[str, Any]) -> None:
     console.print(f"Corrections: [bold]{c['total']}[/bold] breaches declared by the clock and then decided by an event "
                   f"that happened in time but arrived later ({parts}).")
     k = s["campaign"]
+    judged = "; ".join(f"SLA {k['sla']}: {w['count']} of {w['target']}, [bold]{w['outcome']}[/bold]" for w in k["judged"])
     console.print(f"Joint campaign {k['campaign']}: {k['meetings_booked']} leads booked a meeting before "
-                  f"{k['before'][:10]} (goal {k['goal_meetings']}).\n")
+                  f"{k['before'][:10]} (goal {k['goal_meetings']}). {judged or 'Not judged by the running policy.'}\n")
 
     firing = [a for a in s["alerts"] if a["state"] == "firing"]
     pending = [a for a in s["alerts"] if a["state"] != "firing"]

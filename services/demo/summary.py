@@ -11,17 +11,18 @@ import aiohttp
 
 from services.common.config import Settings
 from services.common.postgres import connect
-from services.common.timefmt import parse_rfc3339
+from services.demo.policy import campaign_bounds
 from services.readside import queries
 from services.simulator import SimulatedMonth
 
 
-async def month_counts(settings: Settings, month: SimulatedMonth, now: datetime) -> dict[str, Any]:
+async def month_counts(settings: Settings, month: SimulatedMonth, now: datetime, campaign_sla: str) -> dict[str, Any]:
     """Every count of the summary, from the event store and the SLA monitor's tables."""
     conn = await connect(settings)
     try:
         start, end = month.month_start, month.month_end
         outcomes = await queries.clock_outcomes(conn, start, end)
+        span = campaign_bounds(month)
         return {
             "funnel": await queries.funnel(conn, start, end),
             "mql_to_sql": await queries.mql_to_sql(conn, start, end),
@@ -31,8 +32,9 @@ async def month_counts(settings: Settings, month: SimulatedMonth, now: datetime)
             "reps": await queries.attainment_by(conn, start, end, "owner"),
             "worst_breaches": await queries.worst_breaches(conn, start, end, now),
             "corrections": await queries.corrections(conn, start, end),
-            "campaign": {**month.conference, "meetings_booked": await queries.campaign_meetings(
-                conn, month.conference["campaign"], parse_rfc3339(month.conference["before"]))},
+            "campaign": {**month.conference, "sla": campaign_sla, "span": {"start": span[0], "end": span[1]},
+                         "meetings_booked": await queries.campaign_meetings(conn, month.conference["campaign"], *span),
+                         "judged": await queries.window_outcomes(conn, campaign_sla)},
         }
     finally:
         await conn.close()

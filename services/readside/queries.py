@@ -131,12 +131,21 @@ async def windows(conn: asyncpg.Connection, start: datetime, end: datetime) -> l
     return out
 
 
-async def campaign_meetings(conn: asyncpg.Connection, campaign: str, before: datetime) -> int:
-    """Distinct leads of the campaign (their lead.created payload) with a meeting booked before `before`."""
+async def window_outcomes(conn: asyncpg.Connection, sla: str) -> list[dict[str, Any]]:
+    """Every window of one SLA as the monitor holds it (a campaign goal has one)."""
+    rows = await conn.fetch(
+        """SELECT window_start, window_end, COALESCE(outcome, 'open') AS outcome,
+                  jsonb_array_length(snapshot->'leads') AS count, (snapshot->>'target')::int AS target
+           FROM sla_windows WHERE sla = $1 ORDER BY window_start""", sla)
+    return [dict(r) for r in rows]
+
+
+async def campaign_meetings(conn: asyncpg.Connection, campaign: str, start: datetime, end: datetime) -> int:
+    """Distinct leads of the campaign (their lead.created payload) with a meeting booked in [start, end)."""
     return await conn.fetchval(
         """SELECT count(DISTINCT m.lead_id) FROM lead_events m
            JOIN lead_events c ON c.lead_id = m.lead_id AND c.type = 'lead.created' AND c.payload->>'campaign' = $1
-           WHERE m.type = 'meeting.booked' AND m.occurred_at < $2""", campaign, before)
+           WHERE m.type = 'meeting.booked' AND m.occurred_at >= $2 AND m.occurred_at < $3""", campaign, start, end)
 
 
 async def lead_clocks(conn: asyncpg.Connection, lead_id: str) -> list[dict[str, Any]]:

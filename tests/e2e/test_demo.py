@@ -15,7 +15,7 @@ import pytest
 from services.common.envelope import parse_event
 from services.common.timefmt import parse_rfc3339
 from services.lifecycle.domain import run_log
-from services.sla_monitor.domain import default_policy, replay_outcomes
+from services.sla_monitor.domain import load_policy, replay_outcomes
 
 pytestmark = pytest.mark.stack
 
@@ -41,18 +41,22 @@ def _stored_events(env: dict[str, str]) -> list[dict]:
 def test_the_summary_shows_every_agreement_kept_and_broken(demo_stack):
     s = demo_stack.summary
     rows = {row["sla"]: row for row in s["slas"]}
-    assert set(rows) == CONTRACT_SLAS
+    assert CONTRACT_SLAS <= set(rows)
     for sla in CONTRACT_SLAS:
         assert rows[sla]["met"] + rows[sla]["breached"] > 0, f"{sla} has no decided outcome: {rows[sla]}"
     judged = {(w["sla"], w["outcome"]) for w in s["windows"] if w["outcome"] in ("met", "breached")}
-    assert {sla for sla, _ in judged} == {"marketing_weekly_volume", "rep_monthly_volume"}
+    assert {sla for sla, _ in judged} >= {"marketing_weekly_volume", "rep_monthly_volume"}
     assert sum(row["breached"] for row in rows.values()) >= 1
     assert s["corrections"]["total"] >= 1
     firing = [a for a in s["alerts"] if a["state"] == "firing"]
     assert firing and all(a["alertname"].startswith("Leadflow") for a in firing)
     assert s["events"]["kafka"] > 0 and s["events"]["http"] > 0 and s["events"]["late"] > 0
     assert s["worst_breaches"] and s["teams"] and s["reps"]
-    assert s["campaign"]["meetings_booked"] >= 1
+    campaign = s["campaign"]
+    assert campaign["meetings_booked"] >= 1
+    [goal] = campaign["judged"]   # seed 004's goal, judged by the monitor as a kind = "volume" SLA
+    assert goal["outcome"] == ("met" if campaign["meetings_booked"] >= campaign["goal_meetings"] else "breached")
+    assert goal["count"] == campaign["meetings_booked"]
     assert s["next"]["report"] == f"leadflow report --month {s['month']} --format html --out report.html"
 
 
@@ -71,7 +75,7 @@ def test_the_summary_counts_are_the_event_store_replayed(demo_stack):
     assert s["funnel"]["created"] == len(created)
     assert {k: v for k, v in s["funnel"]["reached"].items()} == dict(reached)
 
-    outcomes = replay_outcomes(default_policy(), transitions, datetime.now(timezone.utc))
+    outcomes = replay_outcomes(load_policy(s["policy"]), transitions, datetime.now(timezone.utc))
     counted = Counter()
     for line in outcomes:
         begins = parse_rfc3339(line.get("window_start") or line["started_at"])
