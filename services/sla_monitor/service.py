@@ -197,7 +197,7 @@ class SlaMonitor:
             log.info("another sla_monitor instance is the writer: waiting as a standby")
             await store.wait_lock(conn, key)
         self.epoch = await store.claim(conn, s.instance_id)
-        stored = await store.load_state(conn, self.input_topic)
+        stored = await store.load_state(conn, self.input_topic, lead_attributes=bool(self.policy.lead_attributes))
         if stored.snapshot is not None:
             self.engine = SlaEngine.restore(self.policy, stored.snapshot, keep_history=False)
             if stored.policy_version != self.policy.version:
@@ -450,6 +450,7 @@ class SlaMonitor:
         commit.clocks = changes.clocks
         commit.windows = changes.windows
         commit.state = changes.state
+        commit.lead_attributes = changes.lead_attributes
         commit.policy_version = self.policy.version
         emitted_at = self.now()
         emissions = coalesce_rejudged(emissions)
