@@ -35,7 +35,7 @@ down: ## Stop the local stack (leaves no process behind)
 status: install ## Show each component and whether it answers
 	$(BIN)/leadflow status
 
-demo: up ## Start the stack and the services, send sample events, show the result
+demo: up ## Start the stack and the services, stream last month of a B2B company through them, summarise
 	$(BIN)/leadflow demo
 
 test: install system-deps ## Run the whole test suite (unit, contract, integration, e2e, faults)

@@ -71,6 +71,9 @@ async def create_pool(settings: Settings, min_size: int = 1, max_size: int = 8,
     )
 
 
+_TABLE_LOCK_KEY = int.from_bytes(hashlib.sha256(b"leadflow-migrations-table").digest()[:8], "big", signed=True)
+
+
 async def migrate(conn: asyncpg.Connection, component: str, directory: Path) -> list[str]:
     """Apply the component's pending migrations, each in its own transaction, under an advisory
     lock so that instances starting together apply each migration once. Returns what was applied.
@@ -79,12 +82,18 @@ async def migrate(conn: asyncpg.Connection, component: str, directory: Path) -> 
     lock_key = int.from_bytes(hashlib.sha256(f"leadflow-migrate-{component}".encode()).digest()[:8], "big", signed=True)
     await conn.execute("SELECT pg_advisory_lock($1)", lock_key)
     try:
-        await conn.execute(
-            """CREATE TABLE IF NOT EXISTS leadflow_migrations (
-                   component text NOT NULL, version int NOT NULL, name text NOT NULL,
-                   checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(),
-                   PRIMARY KEY (component, version))"""
-        )
+        # The table is shared by every component: two components starting together on a fresh
+        # database would race in CREATE TABLE IF NOT EXISTS (a unique violation on pg_type).
+        await conn.execute("SELECT pg_advisory_lock($1)", _TABLE_LOCK_KEY)
+        try:
+            await conn.execute(
+                """CREATE TABLE IF NOT EXISTS leadflow_migrations (
+                       component text NOT NULL, version int NOT NULL, name text NOT NULL,
+                       checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(),
+                       PRIMARY KEY (component, version))"""
+            )
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _TABLE_LOCK_KEY)
         rows = await conn.fetch("SELECT version, name, checksum FROM leadflow_migrations WHERE component = $1", component)
         applied = {r["version"]: r for r in rows}
         done: list[str] = []

@@ -108,62 +108,94 @@ def lead_report(lead, events, duplicates) -> dict[str, Any]:
 @click.argument("lead_id")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 def lead(lead_id: str, as_json: bool) -> None:
-    """Show a lead's history from the event store: events, stages and time in each, owners."""
+    """Show a lead's history from the event store: events, stages and time in each, owners, and
+    its SLA clocks (due, outcome, corrected) as the SLA monitor holds them."""
     from services.lifecycle.store import lead_history
+    from services.readside.queries import lead_clocks
 
     settings = _settings()
 
     async def go():
         conn = await _connect(settings)
         try:
-            return await lead_history(conn, lead_id)
+            return (*await lead_history(conn, lead_id), await lead_clocks(conn, lead_id))
         finally:
             await conn.close()
 
-    row, events, duplicates = _run(go())
+    row, events, duplicates, clocks = _run(go())
     if row is None and not events:
         if as_json:
-            _echo_json({"lead": None, "events": [], "stages": [], "owners": [], "duplicates": [dict(d) for d in duplicates]})
+            _echo_json({"lead": None, "events": [], "stages": [], "owners": [], "clocks": [],
+                        "duplicates": [dict(d) for d in duplicates]})
         raise click.ClickException(f"no lead {lead_id!r} in the event store")
     report = lead_report(row, events, duplicates)
+    report["clocks"] = clocks
     if as_json:
         _echo_json(report)
         return
     _print_lead(lead_id, report)
 
 
-def _print_lead(lead_id: str, report: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def _short(value: datetime | None, wide: bool) -> str:
+    """UTC time for a table cell: the full date on a wide terminal, `02 Nov 09:14` on a narrow one."""
+    if value is None:
+        return ""
+    value = value.astimezone(timezone.utc)
+    return value.strftime("%Y-%m-%d %H:%M") if wide else value.strftime("%d %b %H:%M")
 
-    console = Console()
+
+def _print_lead(lead_id: str, report: dict[str, Any]) -> None:
+    """Readable at 80 columns: short lines, one or two per event and per clock, nothing cut."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(highlight=False)
+    wide = console.width >= 110
     p = report["lead"] or {}
-    console.print(f"[bold]{lead_id}[/bold]  stage [bold]{p.get('stage')}[/bold] (version {p.get('version')}, "
-                  f"since {_time(p.get('stage_entered_at'))})  owner {p.get('owner') or '-'} / {p.get('team') or '-'}  "
-                  f"channel {p.get('channel') or '-'}  segment {p.get('segment') or '-'}  fit {p.get('fit')}  "
-                  f"created {_time(p.get('created_at'))}")
-    table = Table(title="Events (log order)")
-    for col in ("v", "occurred (UTC)", "type", "stage", "ignored", "owner", "team", "source"):
-        table.add_column(col, justify="right" if col == "v" else "left")
+    console.print(f"[bold]{escape(lead_id)}[/bold]  stage [bold]{p.get('stage')}[/bold] since "
+                  f"{_time(p.get('stage_entered_at'))} (version {p.get('version')})")
+    console.print(f"  owner {escape(p.get('owner') or '-')} / team {escape(p.get('team') or '-')}")
+    console.print(f"  channel {escape(p.get('channel') or '-')}, segment {escape(p.get('segment') or '-')}, "
+                  f"fit {p.get('fit')}, created {_time(p.get('created_at'))}")
+
+    console.print("\n[bold]Events[/bold] (log order, times UTC)")
     for e in report["events"]:
         move = e["to"] if e["from"] == e["to"] else f"{e['from'] or '∅'} → {e['to']}"
-        table.add_row(str(e["version"]), _time(e["occurred_at"]), e["type"], move, e["ignored"] or "",
-                      e["owner"] or "", e["team"] or "", e["source"])
-    console.print(table)
-    table = Table(title="Stages")
-    for col in ("stage", "entered (UTC)", "left (UTC)", "time in stage", "by"):
-        table.add_column(col)
+        console.print(f"  {e['version']:>3}  {_short(e['occurred_at'], wide)}  {e['type']:<26} {move}")
+        details = [f"from {e['source']}"]
+        if e["ignored"]:
+            details.append(f"[yellow]ignored: {e['ignored']}[/yellow]")
+        if e["type"] == "lead.assigned" and e["owner"]:
+            details.append(f"to {escape(e['owner'])} / {escape(e['team'] or '-')}")
+        for key in ("reason", "fit", "score", "kind", "asset", "helpful", "revenue", "amount", "campaign"):
+            if key in e["payload"]:
+                details.append(f"{key} {escape(str(e['payload'][key]))}")
+        if len(details) > 1 or e["ignored"]:
+            console.print(f"{'':>{21 + (4 if wide else 0)}}[dim]{', '.join(details)}[/dim]")
+
+    console.print("\n[bold]Stages[/bold]")
     for s in report["stages"]:
-        table.add_row(s["stage"], _time(s["entered_at"]), _time(s["left_at"]) or "(current)",
-                      duration_text(s["seconds"]), f"v{s['version']} {s['event_type']}")
-    console.print(table)
+        left = _short(s["left_at"], wide) or "(current)"
+        console.print(f"  {s['stage']:<12} {_short(s['entered_at'], wide)} → {left:<12}  {duration_text(s['seconds'])}")
+
+    console.print("\n[bold]SLA clocks[/bold]")
+    if not report.get("clocks"):
+        console.print("  none (no SLA applies yet, or the SLA monitor has not seen this lead)")
+    for c in report.get("clocks", []):
+        colour = {"met": "green", "breached": "red", "cancelled": "dim", "open": "yellow"}.get(c["outcome"], "")
+        outcome = f"[{colour}]{c['outcome']}[/{colour}]" + (" (corrected)" if c["corrected"] else "")
+        due = f"due {_short(c['due_at'], wide)}" if c["due_at"] else f"{c['attempts']} of {c['required']} attempts"
+        console.print(f"  {c['sla']:<21} started {_short(c['started_at'], wide)}, {due}")
+        stopped = f", stopped {_short(c['stopped_at'], wide)}" if c["stopped_at"] else ""
+        console.print(f"  {'':<21} {outcome}{stopped}")
     if report["owners"]:
-        console.print("Owners: " + "; ".join(
-            f"{o['owner'] or '-'} / {o['team'] or '-'} from {_time(o['from'])} (v{o['version']})" for o in report["owners"]))
+        console.print("\n[bold]Owners[/bold]")
+        for o in report["owners"]:
+            console.print(f"  {escape(o['owner'] or '-')} / {escape(o['team'] or '-')} from {_time(o['from'])} (v{o['version']})")
     if report["duplicates"]:
-        console.print("Duplicates refused: " + ", ".join(
-            f"{d['event_id']} ({d['type']}, partition {d['kafka_partition']} offset {d['kafka_offset']})"
-            for d in report["duplicates"]))
+        console.print("\n[bold]Duplicates refused[/bold]")
+        for d in report["duplicates"]:
+            console.print(f"  {escape(d['event_id'])} ({d['type']}, partition {d['kafka_partition']} offset {d['kafka_offset']})")
 
 
 # --- leadflow funnel ---------------------------------------------------------------------------------------

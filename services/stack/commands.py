@@ -34,16 +34,22 @@ def down() -> None:
 
 
 @click.command()
-def status() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def status(as_json: bool) -> None:
     """Show each component, its address and whether it answers. Exit 1 if the core stack is down."""
     rows = LocalStack(load_settings()).status()
-    table = Table(title="leadflow stack")
-    for col in ("component", "address", "answers"):
-        table.add_column(col)
-    for row in rows:
-        table.add_row(row.name, row.address, "[green]yes[/green]" if row.answers else "[red]no[/red]")
-    Console().print(table)
     core = {"kafka", "postgres", "prometheus", "alertmanager"}
+    if as_json:
+        import json
+
+        click.echo(json.dumps([{"component": r.name, "address": r.address, "answers": r.answers} for r in rows], indent=2))
+    else:
+        table = Table(title="leadflow stack")
+        for col in ("component", "address", "answers"):
+            table.add_column(col)
+        for row in rows:
+            table.add_row(row.name, row.address, "[green]yes[/green]" if row.answers else "[red]no[/red]")
+        Console().print(table)
     sys.exit(0 if all(r.answers for r in rows if r.name in core) else 1)
 
 
