@@ -1,0 +1,138 @@
+"""What the pipeline fault suite sends, decided before it starts (deterministic for a seed).
+
+Two kinds of leads, each sent on one path (HTTP or leadflow.inbound) so its own events keep their
+order end to end:
+- backfill leads: the synthetic month of services/lifecycle/synthetic.py (event time 2026-11-02 to
+  11-16), sent throughout the run: their clocks were due long ago, their weeks and month are over,
+  so the live monitor judges them by the wall clock before (some of) their stops arrive: every
+  one of those is a late arrival, and their `lead.assigned` land in windows already judged;
+- live leads: the same paths with event time now (minutes compressed into seconds), against a
+  policy whose speed_to_lead is due 20 s after the MQL on an always-open calendar; a share of their
+  events is held back 15-45 s after it occurred (a late arrival after the breach was declared).
+A share of events is sent twice (the same event_id again, a duplicate). One preamble event that
+occurred before every other is sent and processed first, so the first event the SLA monitor sees
+(which decides the first window it judges) is the one replay sees first too.
+"""
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from services.common.envelope import Event
+from services.lifecycle.synthetic import START, one_lead
+
+HTTP, INBOUND = "http", "inbound"
+SPEED_TO_LEAD_DUE_S = 20
+# event-time minutes of the synthetic paths become this many times fewer seconds for live leads
+LIVE_COMPRESSION = 120
+PREAMBLE_AT = datetime(2026, 10, 31, 12, 0, tzinfo=timezone.utc)   # before Nov's first week and month
+
+POLICY = f"""
+description = "fault suite: speed_to_lead due in {SPEED_TO_LEAD_DUE_S}s, always business time"
+
+[calendars.always]
+timezone = "UTC"
+working_days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+opens = "00:00"
+closes = "24:00"
+
+[slas.speed_to_lead]
+due = "{SPEED_TO_LEAD_DUE_S}s"
+business_time = true
+calendar = "always"
+scope = {{ channel = ["website"] }}
+
+[slas.sales_acceptance]
+business_days = 2
+
+[slas.contact_attempts]
+required_attempts = 6
+
+[slas.closed_loop_feedback]
+due = "90d"
+business_time = false
+
+[slas.marketing_weekly_volume]
+target = 50
+
+[slas.rep_monthly_volume]
+target = 150
+"""
+
+
+@dataclass(frozen=True)
+class Send:
+    at_s: float          # seconds after the stream starts
+    lead: int            # index into Plan.leads
+    event: Event
+    duplicate: bool      # a re-send of an event already in the plan
+
+
+@dataclass
+class Lead:
+    lead_id: str
+    path: str
+    live: bool
+
+
+@dataclass
+class Plan:
+    seed: int
+    t0: datetime
+    duration_s: float
+    preamble: Event
+    leads: list[Lead] = field(default_factory=list)
+    sends: list[Send] = field(default_factory=list)       # sorted by at_s
+    invalid_inbound: list[bytes] = field(default_factory=list)
+
+    @property
+    def events(self) -> int:
+        return len(self.sends) + 1
+
+    @property
+    def last_occurred_at(self) -> datetime:
+        return max(s.event.occurred_at for s in self.sends)
+
+
+def build_plan(n_events: int, duration_s: float, seed: int, t0: datetime, *, live_share: float = 0.4,
+               late_share: float = 0.08, duplicate_share: float = 0.01, invalid_inbound: int = 25) -> Plan:
+    rng = random.Random(seed)
+    run = f"{seed:x}"
+    preamble = Event(f"pre-{run}", f"PRE-{run}", "lead.created", PREAMBLE_AT, "website",
+                     {"channel": "event", "segment": "smb"})
+    plan = Plan(seed, t0, duration_s, preamble)
+    sends: list[Send] = []
+    while len(sends) < n_events:
+        index = len(plan.leads)
+        live = rng.random() < live_share
+        lead_id = f"{'V' if live else 'B'}{run}-{index:06d}"
+        plan.leads.append(Lead(lead_id, HTTP if rng.random() < 0.5 else INBOUND, live))
+        start_s = rng.uniform(0, duration_s * 0.85)
+        if live:
+            base = t0 + timedelta(seconds=start_s)
+            events = one_lead(rng, lead_id, base)
+            first = events[0].occurred_at
+            events = [Event(e.event_id, e.lead_id, e.type, base + (e.occurred_at - first) / LIVE_COMPRESSION,
+                            e.source, e.payload) for e in events]
+        else:
+            events = one_lead(rng, lead_id, START + timedelta(minutes=rng.uniform(0, 60 * 24 * 14)))
+        at = start_s
+        for number, event in enumerate(events):
+            if live:
+                at = max(at, (event.occurred_at - t0).total_seconds())
+                if number and rng.random() < late_share:
+                    at += rng.uniform(15, 45)
+            else:
+                at += rng.uniform(0.05, 1.5)
+            sends.append(Send(at, index, event, False))
+            if rng.random() < duplicate_share:
+                sends.append(Send(at, index, event, True))
+    # Stable: a lead's sends keep their order where times tie.
+    plan.sends = sorted(sends, key=lambda s: s.at_s)
+    for i in range(invalid_inbound):
+        bad = {"event_id": f"bad-{run}-{i}", "lead_id": f"BAD{run}-{i}", "type": "lead.teleported",
+               "occurred_at": "2026-12-01T00:00:00Z", "source": "website", "payload": {}}
+        plan.invalid_inbound.append(json.dumps(bad).encode())
+    return plan

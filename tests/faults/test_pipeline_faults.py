@@ -1,0 +1,74 @@
+"""The whole pipeline under faults (tests/faults/pipeline_harness.py): SIGKILLs of every service,
+a broker and a PostgreSQL restart, poison records on the internal topics, two instances of ingest
+and lifecycle, one of them killed; then 0 lost, 0 duplicated, 0 out of order, 0 outcome
+mismatches against `leadflow replay`, and no breach page for a clock met in time.
+
+`make test` runs the short form (about 8,000 events, 6 faults). `make test-faults` sets
+LEADFLOW_FAULTS=full: 100,000 events with 12 faults on one broker, then a run on a three-broker
+cluster (replication 3, min.insync.replicas 2) whose partition leaders' broker is SIGKILLed.
+LEADFLOW_FAULTS_SEED replays a run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+
+import asyncpg
+import pytest
+
+from services.common.kafka import ensure_topics
+from tests.conftest import REPO, make_test_settings
+from tests.faults.pipeline_harness import RunConfig, closing_line, print_report, run_faults
+from tests.faults.stack_control import NodesControl
+
+pytestmark = [pytest.mark.stack, pytest.mark.slow]
+
+SHORT = ["kill ingest", "kill lifecycle", "kill sla_monitor", "poison events", "poison lifecycle",
+         "restart postgres"]
+FULL = ["kill ingest", "kill ingest", "kill lifecycle", "kill lifecycle", "kill sla_monitor", "kill sla_monitor",
+        "restart kafka", "restart postgres", "poison events", "poison lifecycle", "kill ingest", "kill lifecycle"]
+CLUSTER = ["kill leader broker", "kill lifecycle", "kill sla_monitor"]
+
+
+async def _fresh(settings):
+    await ensure_topics(settings)
+    conn = await asyncpg.connect(settings.postgres_dsn.reveal())
+    try:
+        await conn.execute(f'CREATE SCHEMA "{settings.postgres_schema}"')
+    finally:
+        await conn.close()
+    return settings
+
+
+async def test_pipeline_under_faults(stack, request, tmp_path):
+    full = os.environ.get("LEADFLOW_FAULTS") == "full"
+    seed = int(os.environ.get("LEADFLOW_FAULTS_SEED") or random.SystemRandom().randrange(1 << 30))
+    print(f"\nLEADFLOW_FAULTS_SEED={seed}")
+    runs = []
+    settings = await _fresh(make_test_settings(stack, partitions=3))
+    control = NodesControl([stack.kafka] if stack.kafka else [], stack.postgres)
+    if full:
+        runs.append((RunConfig("1 broker", 100_000, 200, FULL, seed), settings, control))
+    else:
+        runs.append((RunConfig("1 broker, short", 8_000, 40, SHORT, seed), settings, control))
+    if full:
+        cluster = request.getfixturevalue("kafka_cluster")
+        on_cluster = make_test_settings(stack, partitions=3).with_changes(
+            kafka_bootstrap=cluster.bootstrap, topic_replication=3, topic_min_insync_replicas=2)
+        runs.append((RunConfig("3 brokers", 20_000, 60, CLUSTER, seed + 1), await _fresh(on_cluster),
+                     NodesControl(cluster.nodes, stack.postgres)))
+    reports = []
+    for config, run_settings, run_control in runs:
+        workdir = tmp_path / config.name.replace(" ", "-").replace(",", "")
+        reports.append(await run_faults(run_settings, run_control, config, workdir))
+    print_report(reports)
+    line = closing_line(reports)
+    out = REPO / ".leadflow" / f"faults-report-{'full' if full else 'short'}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"seed": seed, "runs": [r.to_json() for r in reports], "line": line}, indent=2))
+    print(line)
+    for r in reports:
+        assert r.passed, json.dumps(r.to_json(), indent=2, default=str)[:6000]
+    assert sum(r.result.accepted for r in reports) >= (100_000 if full else 5_000)
+    assert sum(len(r.faults) for r in reports) >= (10 if full else 6)
