@@ -109,3 +109,15 @@ async def settings(stack: TestStack) -> Settings:
         await conn.execute(f'DROP SCHEMA "{s.postgres_schema}" CASCADE')
     finally:
         await conn.close()
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(stack: TestStack):
+    """A three-node KRaft cluster (each node broker and controller) on free ports, beside the
+    session's single broker; replication 3 and min.insync.replicas 2 for what runs on it."""
+    from services.stack.kafka_cluster import KafkaCluster
+
+    cluster = KafkaCluster(stack.home / "kafka-cluster", [(free_port(), free_port()) for _ in range(3)], heap="384m")
+    cluster.start()
+    yield cluster
+    cluster.stop()

@@ -70,13 +70,26 @@ async def _partitions(consumer, topic: str) -> set[int]:
     return consumer.partitions_for_topic(topic) or set()
 
 
-async def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
+async def next_record_offsets(settings: Settings, topic: str, tail: int = 200) -> dict[int, int]:
+    """Per partition, the offset after its last committed record (a transaction's commit marker
+    takes an offset of its own, so the end offset is one further when the last write was one)."""
     consumer = make_consumer(settings, None, isolation_level="read_committed")
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in sorted(await _partitions(consumer, topic))]
         ends = await consumer.end_offsets(tps)
-        return {tp.partition: ends[tp] for tp in tps}
+        out = {}
+        for tp in tps:
+            out[tp.partition] = 0
+            if ends[tp] == 0:
+                continue
+            consumer.assign([tp])
+            consumer.seek(tp, max(0, ends[tp] - tail))
+            while await consumer.position(tp) < ends[tp]:
+                for records in (await consumer.getmany(tp, timeout_ms=500)).values():
+                    if records:
+                        out[tp.partition] = records[-1].offset + 1
+        return out
     finally:
         await consumer.stop()
 

@@ -97,7 +97,7 @@ class Plan:
 
 
 def build_plan(n_events: int, duration_s: float, seed: int, t0: datetime, *, live_share: float = 0.4,
-               late_share: float = 0.08, duplicate_share: float = 0.01, invalid_inbound: int = 25) -> Plan:
+               late_share: float = 0.03, duplicate_share: float = 0.01, invalid_inbound: int = 25) -> Plan:
     rng = random.Random(seed)
     run = f"{seed:x}"
     preamble = Event(f"pre-{run}", f"PRE-{run}", "lead.created", PREAMBLE_AT, "website",
@@ -114,16 +114,21 @@ def build_plan(n_events: int, duration_s: float, seed: int, t0: datetime, *, liv
             base = t0 + timedelta(seconds=start_s)
             events = one_lead(rng, lead_id, base)
             first = events[0].occurred_at
-            events = [Event(e.event_id, e.lead_id, e.type, base + (e.occurred_at - first) / LIVE_COMPRESSION,
+            # a lead's event time spans at most a tenth of the run (the run must end)
+            span = (events[-1].occurred_at - first).total_seconds()
+            squeeze = max(LIVE_COMPRESSION, span / (0.1 * duration_s))
+            events = [Event(e.event_id, e.lead_id, e.type, base + (e.occurred_at - first) / squeeze,
                             e.source, e.payload) for e in events]
         else:
             events = one_lead(rng, lead_id, START + timedelta(minutes=rng.uniform(0, 60 * 24 * 14)))
         at = start_s
+        late = live and start_s < 0.6 * duration_s and rng.random() < late_share * len(events)
+        late_at = rng.randrange(1, len(events)) if late and len(events) > 1 else None
         for number, event in enumerate(events):
             if live:
                 at = max(at, (event.occurred_at - t0).total_seconds())
-                if number and rng.random() < late_share:
-                    at += rng.uniform(15, 45)
+                if number == late_at:   # held back past the due time: the breach is declared first
+                    at += rng.uniform(SPEED_TO_LEAD_DUE_S, SPEED_TO_LEAD_DUE_S + 15)
             else:
                 at += rng.uniform(0.05, 1.5)
             sends.append(Send(at, index, event, False))
