@@ -94,15 +94,20 @@ def make_test_settings(stack: TestStack, partitions: int = 3) -> Settings:
     )
 
 
-@pytest.fixture
-async def settings(stack: TestStack) -> Settings:
-    s = make_test_settings(stack)
+async def create_test_topics_and_schema(s: Settings) -> Settings:
+    """The test's own topics and database schema (both empty)."""
     await ensure_topics(s)
     conn = await asyncpg.connect(s.postgres_dsn.reveal())
     try:
         await conn.execute(f'CREATE SCHEMA "{s.postgres_schema}"')
     finally:
         await conn.close()
+    return s
+
+
+@pytest.fixture
+async def settings(stack: TestStack) -> Settings:
+    s = await create_test_topics_and_schema(make_test_settings(stack))
     yield s
     conn = await asyncpg.connect(s.postgres_dsn.reveal())
     try:

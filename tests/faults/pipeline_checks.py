@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,41 +32,10 @@ from services.common.avro_codec import AvroCodec, AvroCodecError
 from services.common.config import Settings
 from services.common.kafka import make_consumer
 from services.common.timefmt import format_utc
+from tests.faults.lifecycle_harness import topic_partitions
 
 COMPARED = ("sla", "lead_id", "scope", "outcome", "started_at", "due_at", "stopped_at", "attempts", "required",
             "window_start", "window_end", "count", "target", "fit_share")
-
-
-async def read_raw(settings: Settings, topic: str, timeout: float = 180.0) -> list[tuple[int, int, bytes | None, bytes | None]]:
-    """Every record a read_committed consumer sees on the topic: (partition, offset, key, value)."""
-    consumer = make_consumer(settings, None, isolation_level="read_committed")
-    await consumer.start()
-    try:
-        partitions = sorted(consumer.partitions_for_topic(topic) or await _partitions(consumer, topic))
-        tps = [TopicPartition(topic, p) for p in partitions]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        out = []
-        deadline = time.monotonic() + timeout
-        pending = {tp for tp in tps if ends[tp] > 0}
-        while pending:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {topic}: still behind on {sorted(tp.partition for tp in pending)}")
-            batches = await consumer.getmany(*pending, timeout_ms=500, max_records=20000)
-            for tp, records in batches.items():
-                out.extend((tp.partition, r.offset, r.key, r.value) for r in records)
-            for tp in list(pending):
-                if await consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
-        return out
-    finally:
-        await consumer.stop()
-
-
-async def _partitions(consumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()   # noqa: SLF001 - aiokafka has no public refresh
-    return consumer.partitions_for_topic(topic) or set()
 
 
 async def next_record_offsets(settings: Settings, topic: str, tail: int = 200) -> dict[int, int]:
@@ -76,7 +44,7 @@ async def next_record_offsets(settings: Settings, topic: str, tail: int = 200) -
     consumer = make_consumer(settings, None, isolation_level="read_committed")
     await consumer.start()
     try:
-        tps = [TopicPartition(topic, p) for p in sorted(await _partitions(consumer, topic))]
+        tps = [TopicPartition(topic, p) for p in sorted(await topic_partitions(consumer, topic))]
         ends = await consumer.end_offsets(tps)
         out = {}
         for tp in tps:

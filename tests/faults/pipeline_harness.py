@@ -29,6 +29,7 @@ from services.common.kafka import make_producer
 from services.lifecycle.batch import lifecycle_record
 from services.lifecycle.domain import run_log
 from tests.faults import pipeline_checks as checks
+from tests.faults.lifecycle_harness import read_raw
 from tests.faults.pipeline_plan import POLICY, SPEED_TO_LEAD_DUE_S, build_plan
 from tests.faults.pipeline_procs import Pipeline, ServiceProc
 from tests.faults.pipeline_traffic import Traffic
@@ -315,14 +316,14 @@ class FaultRun:
 
         async def relay_done() -> bool:
             emitted = await checks.query(s, "SELECT count(*) AS n FROM sla_emissions")
-            return len(await checks.read_raw(s, s.topics.sla)) >= emitted[0]["n"]
+            return len(await read_raw(s, s.topics.sla)) >= emitted[0]["n"]
 
         await self._wait("the relay at the end of the outbox", relay_done, 120)
         exit_codes = await self.pipeline.stop()
 
         result = checks.CheckResult()
         rows = await checks.query(s, "SELECT lead_id, version, event_id FROM lead_events")
-        lifecycle = await checks.read_raw(s, s.topics.lifecycle)
+        lifecycle = await read_raw(s, s.topics.lifecycle)
         checks.check_events(result, traffic.accepted_order, rows, lifecycle)
         events_file = self.workdir / "accepted-events.jsonl"
         with events_file.open("w", encoding="utf-8") as out:
@@ -333,12 +334,12 @@ class FaultRun:
         window_rows = await checks.query(s, "SELECT outcome, snapshot::text AS snapshot FROM sla_windows")
         checks.check_outcomes(result, checks.live_lines(clock_rows, window_rows), replay)
         final = {r["clock_id"]: r["outcome"] for r in clock_rows}
-        checks.check_pages(result, await checks.read_raw(s, s.topics.sla), final)
+        checks.check_pages(result, await read_raw(s, s.topics.sla), final)
         for topic, where in self.poison:
             result.poison_injected += len(where)
             result.poison_set_aside += await poison_set_aside(s, topic, where)
         bad_ids = {json.loads(v)["event_id"] for v in plan.invalid_inbound}
-        dlq = await checks.read_raw(s, s.topics.dlq)
+        dlq = await read_raw(s, s.topics.dlq)
         found = set()
         for _p, _o, _k, value in dlq:
             try:

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta, timezone
 
 from services.common.envelope import Event
 from services.lifecycle.synthetic import START, one_lead
+from tests.integration.sla.sla_harness import SHORT_POLICY
 
 HTTP, INBOUND = "http", "inbound"
 SPEED_TO_LEAD_DUE_S = 20
@@ -29,37 +30,7 @@ SPEED_TO_LEAD_DUE_S = 20
 LIVE_COMPRESSION = 120
 PREAMBLE_AT = datetime(2026, 10, 31, 12, 0, tzinfo=timezone.utc)   # before Nov's first week and month
 
-POLICY = f"""
-description = "fault suite: speed_to_lead due in {SPEED_TO_LEAD_DUE_S}s, always business time"
-
-[calendars.always]
-timezone = "UTC"
-working_days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-opens = "00:00"
-closes = "24:00"
-
-[slas.speed_to_lead]
-due = "{SPEED_TO_LEAD_DUE_S}s"
-business_time = true
-calendar = "always"
-scope = {{ channel = ["website"] }}
-
-[slas.sales_acceptance]
-business_days = 2
-
-[slas.contact_attempts]
-required_attempts = 6
-
-[slas.closed_loop_feedback]
-due = "90d"
-business_time = false
-
-[slas.marketing_weekly_volume]
-target = 50
-
-[slas.rep_monthly_volume]
-target = 150
-"""
+POLICY = SHORT_POLICY.format(due=f"{SPEED_TO_LEAD_DUE_S}s")
 
 
 @dataclass(frozen=True)

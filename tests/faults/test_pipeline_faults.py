@@ -15,11 +15,9 @@ import os
 import random
 import time
 
-import asyncpg
 import pytest
 
-from services.common.kafka import ensure_topics
-from tests.conftest import REPO, make_test_settings
+from tests.conftest import REPO, create_test_topics_and_schema, make_test_settings
 from tests.faults.pipeline_harness import RunConfig, closing_line, print_report, run_faults
 from tests.faults.stack_control import NodesControl
 
@@ -32,16 +30,6 @@ FULL = ["kill ingest", "kill ingest", "kill lifecycle", "kill lifecycle", "kill 
 CLUSTER = ["kill leader broker", "kill lifecycle", "kill sla_monitor"]
 
 
-async def _fresh(settings):
-    await ensure_topics(settings)
-    conn = await asyncpg.connect(settings.postgres_dsn.reveal())
-    try:
-        await conn.execute(f'CREATE SCHEMA "{settings.postgres_schema}"')
-    finally:
-        await conn.close()
-    return settings
-
-
 async def test_pipeline_under_faults(stack, request):
     mode = os.environ.get("LEADFLOW_FAULTS", "short")
     if mode not in ("short", "full", "cluster"):
@@ -52,16 +40,16 @@ async def test_pipeline_under_faults(stack, request):
     runs = []
     control = NodesControl([stack.kafka] if stack.kafka else [], stack.postgres)
     if mode == "full":
-        runs.append((RunConfig("1 broker", 100_000, 200, FULL, seed), await _fresh(make_test_settings(stack)), control))
+        runs.append((RunConfig("1 broker", 100_000, 200, FULL, seed), await create_test_topics_and_schema(make_test_settings(stack)), control))
     elif mode == "short":
-        runs.append((RunConfig("1 broker, short", 8_000, 40, SHORT, seed), await _fresh(make_test_settings(stack)),
+        runs.append((RunConfig("1 broker, short", 8_000, 40, SHORT, seed), await create_test_topics_and_schema(make_test_settings(stack)),
                      control))
     if mode in ("full", "cluster"):   # cluster: the three-broker run alone, shorter (to work on it)
         cluster = request.getfixturevalue("kafka_cluster")
         on_cluster = make_test_settings(stack).with_changes(
             kafka_bootstrap=cluster.bootstrap, topic_replication=3, topic_min_insync_replicas=2)
         events, duration = (20_000, 60) if full else (6_000, 40)
-        runs.append((RunConfig("3 brokers", events, duration, CLUSTER, seed + 1), await _fresh(on_cluster),
+        runs.append((RunConfig("3 brokers", events, duration, CLUSTER, seed + 1), await create_test_topics_and_schema(on_cluster),
                      NodesControl(cluster.nodes, stack.postgres)))
     reports = []
     # Logs and the accepted events stay after the run (in the checkout's ignored data folder).
