@@ -13,10 +13,10 @@ from services.stack.process import StackError
 
 
 @click.command()
-@click.option("--brokers", type=click.IntRange(1, 9), default=1, show_default=True,
-              help="Kafka nodes (KRaft, each broker and controller); 3 gives topics replication 3 and "
-                   "min.insync.replicas 2.")
-def up(brokers: int) -> None:
+@click.option("--brokers", type=click.IntRange(1, 9), default=None,
+              help="Kafka nodes (KRaft, each broker and controller; default: as the last `up` here, else 1). "
+                   "3 gives the topics replication 3 and min.insync.replicas 2.")
+def up(brokers: int | None) -> None:
     """Start Kafka, PostgreSQL, Prometheus and Alertmanager on 127.0.0.1 (idempotent)."""
     stack = LocalStack(load_settings(), brokers=brokers)
     try:
