@@ -150,6 +150,7 @@ class FaultRun:
         self.faults: list[FaultRecord] = []
         self.poison: list[tuple[str, list[tuple[int, int]]]] = []
         self.t_stream = 0.0
+        self.traffic: Traffic | None = None
 
     def _alive_ingest_ports(self) -> list[int]:
         ports = [p.port for p in self.pipeline.ingest if p.alive]
@@ -162,22 +163,36 @@ class FaultRun:
             return None
 
     async def _recovered(self, since: float, procs: list[ServiceProc] = (), extra=None, timeout: float = 180) -> float | None:
-        """Seconds from `since` until the pipeline moved forward end to end (a new event stored,
-        a new lifecycle record applied by the SLA monitor), `procs` answer and `extra()` holds."""
+        """Seconds from `since` until the pipeline works end to end again: each stage (events
+        stored by the lifecycle, lifecycle records applied by the SLA monitor) has moved forward
+        or has nothing left to do (the stream may be over), `procs` answer and `extra()` holds."""
         base = None
         while base is None and time.monotonic() - since < timeout:
             base = await self._progress()
             if base is None:
                 await asyncio.sleep(0.2)
-        moved = [False, False]
+        done = [False, False]
         while time.monotonic() - since < timeout:
             now = await self._progress()
             if now is not None and base is not None:
-                moved = [moved[0] or now[0] > base[0], moved[1] or now[1] > base[1]]
-            if all(moved) and all(p.answers() for p in procs) and (extra is None or await extra()):
+                done[0] = done[0] or now[0] > base[0] or now[0] >= len(self.traffic.accepted)
+                done[1] = done[1] or now[1] > base[1] or (done[0] and await self._monitor_caught_up())
+            if all(done) and all(p.answers() for p in procs) and (extra is None or await extra()):
                 return time.monotonic() - since
             await asyncio.sleep(0.2)
         return None
+
+    async def _monitor_caught_up(self) -> bool:
+        """The SLA monitor has applied every record on leadflow.lifecycle."""
+        s = self.settings
+        try:
+            ends = await checks.next_record_offsets(s, s.topics.lifecycle)
+            rows = await checks.query(s, "SELECT partition, next_offset FROM sla_input_offsets WHERE topic = $1",
+                                      s.topics.lifecycle)
+        except Exception:  # noqa: BLE001 - a server coming back: not known yet
+            return False
+        applied = {r["partition"]: r["next_offset"] for r in rows}
+        return all(applied.get(p, 0) >= o for p, o in ends.items())
 
     async def _inject(self, name: str) -> FaultRecord:
         at = time.monotonic() - self.t_stream
@@ -271,7 +286,7 @@ class FaultRun:
         started = time.monotonic()
         t0 = datetime.now(timezone.utc)
         plan = build_plan(self.config.events, self.config.duration_s, self.config.seed, t0)
-        traffic = Traffic(self.settings, plan, self._alive_ingest_ports)
+        traffic = self.traffic = Traffic(self.settings, plan, self._alive_ingest_ports)
         await self.pipeline.start()
         try:
             await traffic.send_preamble()
@@ -296,15 +311,8 @@ class FaultRun:
             got = await self._progress()
             return got is not None and got[0] >= n_accepted
 
-        async def monitor_caught_up() -> bool:
-            ends = await checks.next_record_offsets(s, s.topics.lifecycle)
-            rows = await checks.query(s, "SELECT partition, next_offset FROM sla_input_offsets WHERE topic = $1",
-                                      s.topics.lifecycle)
-            applied = {r["partition"]: r["next_offset"] for r in rows}
-            return all(applied.get(p, 0) >= o for p, o in ends.items())
-
         await self._wait("every accepted event stored", all_stored, 300)
-        await self._wait("the SLA monitor at the end of leadflow.lifecycle", monitor_caught_up, 300)
+        await self._wait("the SLA monitor at the end of leadflow.lifecycle", self._monitor_caught_up, 300)
         # Every live clock due by now (the last event + the due time), then the clock time at `until`.
         last_due = plan.last_occurred_at + timedelta(seconds=SPEED_TO_LEAD_DUE_S + 3)
         await asyncio.sleep(max(0.0, (last_due - datetime.now(timezone.utc)).total_seconds()))
