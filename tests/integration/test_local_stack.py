@@ -68,7 +68,8 @@ def test_up_with_three_brokers_replicates_the_topics():
     min.insync.replicas 2; `status` sees the cluster, `down` stops every node."""
     import asyncio
 
-    from aiokafka.admin import AIOKafkaAdminClient, ConfigResource, ConfigResourceType
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
     home = REPO / ".leadflow" / f"stack-test-3-{os.getpid()}"
     kafka, controller = free_port(), free_port()
