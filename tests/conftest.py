@@ -116,13 +116,32 @@ async def settings(stack: TestStack) -> Settings:
         await conn.close()
 
 
+def stable_port(low: int = 20000, high: int = 32000) -> int:
+    """A free port below Linux's ephemeral range (32768-60999 by default), chosen at random."""
+    import random
+    import socket
+
+    for _ in range(200):
+        port = random.randrange(low, high)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port between {low} and {high}")
+
+
 @pytest.fixture(scope="session")
 def kafka_cluster(stack: TestStack):
     """A three-node KRaft cluster (each node broker and controller) on free ports, beside the
     session's single broker; replication 3 and min.insync.replicas 2 for what runs on it."""
     from services.stack.kafka_cluster import KafkaCluster
 
-    cluster = KafkaCluster(stack.home / "kafka-cluster", [(free_port(), free_port()) for _ in range(3)], heap="384m")
+    # Ports below the ephemeral range: a node killed and restarted must find its port free, and a
+    # client's own outgoing port can never be one of them.
+    ports = [(stable_port(), stable_port()) for _ in range(3)]
+    cluster = KafkaCluster(stack.home / "kafka-cluster", ports, heap="384m")
     cluster.start()
     yield cluster
     cluster.stop()

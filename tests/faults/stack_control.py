@@ -2,9 +2,22 @@
 in a cluster, one broker) and PostgreSQL, on the nodes the test fixtures started."""
 from __future__ import annotations
 
+import time
+
 from services.stack.kafka_node import KafkaNode
 from services.stack.postgres_node import PostgresNode
-from services.stack.process import read_pid
+from services.stack.process import StackError, port_answers, read_pid
+
+
+def _when_port_free(node: KafkaNode, timeout: float = 60.0) -> None:
+    """Wait until nothing answers on the node's ports. A client that keeps reconnecting to a dead
+    broker's port on 127.0.0.1 can, now and then, connect to itself (its own ephemeral port is the
+    one it dials): that lasts until the client gives up the attempt."""
+    deadline = time.monotonic() + timeout
+    while port_answers(node.host, node.port) or port_answers(node.host, node.controller_port):
+        if time.monotonic() > deadline:
+            raise StackError(f"Kafka node {node.node_id}: port {node.port} or {node.controller_port} still taken")
+        time.sleep(0.5)
 
 
 class NodesControl:
@@ -19,6 +32,7 @@ class NodesControl:
         for node in self.brokers:
             node.stop()
         for node in self.brokers:
+            _when_port_free(node)
             node.launch()
         for node in self.brokers:
             node.wait_ready()
@@ -32,4 +46,5 @@ class NodesControl:
 
     def restart_broker(self, node_id: int) -> None:
         node = next(n for n in self.brokers if n.node_id == node_id)
+        _when_port_free(node)
         node.start()
