@@ -22,7 +22,6 @@ from services.common.config import Settings, StackPorts, Topics, load_settings
 from services.common.kafka import ensure_topics
 from services.stack.kafka_node import KafkaNode
 from services.stack.postgres_node import PostgresNode
-from services.stack.process import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -58,12 +57,14 @@ def stack() -> TestStack:
     external_pg = os.environ.get("LEADFLOW_TEST_POSTGRES_DSN")
     home = _test_home()
     kafka = postgres = None
+    # Ports below the ephemeral range (stable_port): the fault suite restarts both servers, which
+    # must find their ports free again, not taken by another program's free_port().
     if not external_kafka:
-        kafka = KafkaNode(home / "kafka", free_port(), free_port(), heap="512m")
+        kafka = KafkaNode(home / "kafka", stable_port(), stable_port(), heap="512m")
         kafka.start()
     if not external_pg:
         # A throwaway cluster: durability across power loss is not under test, speed is.
-        postgres = PostgresNode(home / "postgres", free_port(), database="leadflow_test",
+        postgres = PostgresNode(home / "postgres", stable_port(), database="leadflow_test",
                                 settings={"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"})
         postgres.start()
     yield TestStack(

@@ -55,10 +55,12 @@ async def test_pipeline_under_faults(stack, request):
     # Logs and the accepted events stay after the run (in the checkout's ignored data folder).
     base = REPO / ".leadflow" / "faults" / f"{time.strftime('%Y%m%dT%H%M%S')}-{seed}"
     print(f"logs: {base}")
-    for config, run_settings, run_control in runs:
-        workdir = base / config.name.replace(" ", "-").replace(",", "")
-        reports.append(await run_faults(run_settings, run_control, config, workdir))
-    print_report(reports)
+    try:
+        for config, run_settings, run_control in runs:
+            workdir = base / config.name.replace(" ", "-").replace(",", "")
+            reports.append(await run_faults(run_settings, run_control, config, workdir))
+    finally:
+        print_report(reports)   # what ran, also when a later run failed
     line = closing_line(reports)
     out = REPO / ".leadflow" / f"faults-report-{mode}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
