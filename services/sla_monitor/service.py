@@ -37,6 +37,7 @@ from services.common.postgres import connect
 from services.common.timefmt import format_utc, parse_rfc3339
 from services.sla_monitor import store
 from services.sla_monitor.domain import Emission, Policy, SlaEngine
+from services.sla_monitor.domain.clocks import WINDOW_REJUDGED
 from services.sla_monitor.metrics import SlaMetrics, WindowView
 from services.sla_monitor.records import (
     clock_id,
@@ -112,6 +113,20 @@ class StandbyRefused(RuntimeError):
 
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def coalesce_rejudged(emissions: list[Emission]) -> list[Emission]:
+    """A batch of late leads re-judges a window once per lead: of its `window_rejudged`
+    emissions only the last of the batch goes out (the later ones carry every count before them).
+    Corrections and first judgements all go out, each counted."""
+    last: dict[tuple, int] = {}
+    for index, emission in enumerate(emissions):
+        if emission.window is not None:
+            last[emission.window.key] = index
+    if len(last) == sum(1 for e in emissions if e.window is not None):
+        return emissions  # at most one emission per window: the usual case
+    return [e for i, e in enumerate(emissions)
+            if e.kind != WINDOW_REJUDGED or last[e.window.key] == i]  # type: ignore[union-attr]
 
 
 def _window_view(snapshot: Mapping[str, Any]) -> WindowView:
@@ -190,7 +205,8 @@ class SlaMonitor:
                          self.policy.version, stored.policy_version)
         self.offsets = dict(stored.offsets)
         for snap in stored.windows:
-            self.windows[_window_id_of(snap)] = _window_view(snap)
+            if snap["outcome"] is None:
+                self.windows[_window_id_of(snap)] = _window_view(snap)
         log.info("sla_monitor state: %d clocks awaiting a stop, %d windows, offsets %s, epoch %d, policy %s",
                  sum(1 for _ in self.engine.live_clocks()), len(stored.windows), self.offsets or "{}",
                  self.epoch, self.policy.version)
@@ -305,6 +321,7 @@ class SlaMonitor:
             if self.cpu_first is None:
                 self.cpu_first = time.process_time()
             engine = self.engine
+            engine.declaring_at = self.now()  # late declarations are marked by the wall clock
             offsets = self.offsets
             commit = store.Commit()
             next_offsets: dict[int, int] = {}
@@ -416,6 +433,7 @@ class SlaMonitor:
             if self.stopping or self.fatal is not None:
                 return 0
             now = self.now()
+            self.engine.declaring_at = now
             emissions = self.engine.advance(now)
             if emissions or self.engine.has_changes:  # e.g. breaches past their correction window
                 await self._commit(store.Commit(), emissions)
@@ -434,6 +452,7 @@ class SlaMonitor:
         commit.state = changes.state
         commit.policy_version = self.policy.version
         emitted_at = self.now()
+        emissions = coalesce_rejudged(emissions)
         encode = self.codec_out.encode
         encode_clock = self.outcome_encoder.encode
         rows = []
@@ -441,16 +460,17 @@ class SlaMonitor:
             clock = emission.clock
             if clock is not None:
                 cid = clock_id(clock.key)
-                value = encode_clock(clock, emission.kind, emission.policy_version, cid, emitted_at)
+                value = encode_clock(clock, emission.kind, emission.policy_version, cid, emitted_at, emission.late)
                 if value is not None:  # else the codec's path below writes (or explains) it
                     rows.append(store.OutboxRow(
                         cid, emission.kind, clock.sla, clock.lead_id, clock.team, clock.outcome or "open",
-                        emitted_at, lead_key(clock.lead_id), value))
+                        emitted_at, lead_key(clock.lead_id), value, 0, emission.late))
                     continue
             record = outcome_record(emission, emitted_at)
             rows.append(store.OutboxRow(
                 record["clock_id"], emission.kind, record["sla"], record["lead_id"], record["team"],
-                record["outcome"], emitted_at, emission_key(emission), encode(record)))
+                record["outcome"], emitted_at, emission_key(emission), encode(record), emission.revision,
+                emission.late))
         commit.emissions = rows
         clock_ids = [clock_id((c["sla"], c["lead_id"], c["start_event_id"])) for c in changes.clocks]
         window_ids = [_window_id_of(w) for w in changes.windows]
@@ -465,7 +485,7 @@ class SlaMonitor:
         self.metrics.count_emissions(emissions)
         self.emissions_committed += len(emissions)
         for snap, wid in zip(changes.windows, window_ids):
-            if snap["final"]:
+            if snap["final"] or snap["outcome"] is not None:  # the gauges show windows being counted
                 self.windows.pop(wid, None)
             else:
                 self.windows[wid] = _window_view(snap)

@@ -97,6 +97,8 @@ class OutboxRow:
     emitted_at: Any  # datetime
     key: bytes
     value: bytes
+    revision: int = 0  # a window's emission count (re-judged windows); 0 for clocks
+    late: bool = False  # declared long after the time it is about: never paged
 
 
 @dataclass
@@ -119,7 +121,7 @@ class Commit:
 @dataclass
 class Written:
     emission_ids: list[int]
-    duplicates: int  # emissions already in the outbox (each kind once per clock): should be 0
+    duplicates: int  # emissions already in the outbox (a retried commit): should be 0
     # The outbox rows this transaction inserted, as the relay publishes them: (id, key, value) in id order.
     published: list[tuple[int, bytes, bytes]] = field(default_factory=list)
 
@@ -148,22 +150,22 @@ async def write(conn: asyncpg.Connection, epoch: int, topic: str, commit: Commit
             e = commit.emissions
             rows = await conn.fetch(
                 """INSERT INTO sla_emissions (subject_id, kind, sla, lead_id, team, outcome, emitted_at,
-                                              record_key, record_value)
-                   SELECT s, k, sl, l, t, o, e, rk, rv
+                                              record_key, record_value, revision, late)
+                   SELECT s, k, sl, l, t, o, e, rk, rv, rev, lt
                    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                               $7::timestamptz[], $8::bytea[], $9::bytea[])
-                        WITH ORDINALITY AS u(s, k, sl, l, t, o, e, rk, rv, ord)
+                               $7::timestamptz[], $8::bytea[], $9::bytea[], $10::int[], $11::bool[])
+                        WITH ORDINALITY AS u(s, k, sl, l, t, o, e, rk, rv, rev, lt, ord)
                    ORDER BY ord
                    ON CONFLICT ON CONSTRAINT sla_emissions_once DO NOTHING
-                   RETURNING id, subject_id, kind""",
+                   RETURNING id, subject_id, kind, revision""",
                 [r.subject_id for r in e], [r.kind for r in e], [r.sla for r in e], [r.lead_id for r in e],
                 [r.team for r in e], [r.outcome for r in e], [r.emitted_at for r in e],
-                [r.key for r in e], [r.value for r in e])
-            by_subject: dict[tuple[str, str], OutboxRow] = {}
-            for r in e:  # the first of a (subject, kind) is the one inserted (ORDER BY ord)
-                by_subject.setdefault((r.subject_id, r.kind), r)
-            for row_id, subject, kind in sorted(tuple(r) for r in rows):
-                mine = by_subject[(subject, kind)]
+                [r.key for r in e], [r.value for r in e], [r.revision for r in e], [r.late for r in e])
+            by_subject: dict[tuple[str, str, int], OutboxRow] = {}
+            for r in e:  # the first of a (subject, kind, revision) is the one inserted (ORDER BY ord)
+                by_subject.setdefault((r.subject_id, r.kind, r.revision), r)
+            for row_id, subject, kind, revision in sorted(tuple(r) for r in rows):
+                mine = by_subject[(subject, kind, revision)]
                 inserted.append((row_id, mine.key, mine.value))
             ids = [row[0] for row in inserted]
         if commit.offsets:
