@@ -59,10 +59,6 @@ class Plan:
     invalid_inbound: list[bytes] = field(default_factory=list)
 
     @property
-    def events(self) -> int:
-        return len(self.sends) + 1
-
-    @property
     def last_occurred_at(self) -> datetime:
         return max(s.event.occurred_at for s in self.sends)
 
@@ -75,7 +71,8 @@ def build_plan(n_events: int, duration_s: float, seed: int, t0: datetime, *, liv
                      {"channel": "event", "segment": "smb"})
     plan = Plan(seed, t0, duration_s, preamble)
     sends: list[Send] = []
-    while len(sends) < n_events:
+    distinct = 0
+    while distinct < n_events:   # distinct events; the re-sent ones come on top
         index = len(plan.leads)
         live = rng.random() < live_share
         lead_id = f"{'V' if live else 'B'}{run}-{index:06d}"
@@ -103,6 +100,7 @@ def build_plan(n_events: int, duration_s: float, seed: int, t0: datetime, *, liv
             else:
                 at += rng.uniform(0.05, 1.5)
             sends.append(Send(at, index, event, False))
+            distinct += 1
             if rng.random() < duplicate_share:
                 sends.append(Send(at, index, event, True))
     # Stable: a lead's sends keep their order where times tie.
