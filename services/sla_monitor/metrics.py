@@ -91,6 +91,9 @@ class SlaMetrics:
         self.breaches = Counter("leadflow_sla_breaches_total",
                                 "Breaches (clocks, windows below target, windows corrected to breached)",
                                 ["sla", "team", "declared"], registry=registry)
+        self.window_breaches = Counter("leadflow_sla_window_breaches_total",
+                                       "Volume windows and pace checkpoints judged below target, or corrected to it",
+                                       ["sla", "team", "declared"], registry=registry)
         self.clocks_open = Gauge("leadflow_sla_clocks_open", "Clocks currently open", ["sla", "team"],
                                  registry=registry)
         self.clocks_at_risk = Gauge("leadflow_sla_clocks_at_risk",
@@ -135,7 +138,10 @@ class SlaMetrics:
             self.breaches.labels(sla, team, declared)
         for outcome in OUTCOMES:
             self.corrections.labels(sla, team, outcome)
-        if self._kind.get(sla) not in WINDOW_KINDS:
+        if self._kind.get(sla) in WINDOW_KINDS:
+            for declared in DECLARED:
+                self.window_breaches.labels(sla, team, declared)
+        else:
             self.time_to_action.labels(sla, team)
             self.clocks_open.labels(sla, team).set(0)
             self.clocks_at_risk.labels(sla, team).set(0)
@@ -156,6 +162,7 @@ class SlaMetrics:
         outcomes: dict[tuple[str, str, str, str], int] = {}
         breaches: dict[tuple[str, str, str], int] = {}
         corrections: dict[tuple[str, str, str], int] = {}
+        window_breaches: dict[tuple[str, str, str], int] = {}
         seconds_by_pair: dict[tuple[str, str], list[float]] = {}
         team_cache: dict[object, str] = {}
         for emission in emissions:
@@ -196,12 +203,15 @@ class SlaMetrics:
                 if outcome == BREACHED:  # closed below target, or corrected to below target
                     breach = (window.sla, team, declared)
                     breaches[breach] = breaches.get(breach, 0) + 1
+                    window_breaches[breach] = window_breaches.get(breach, 0) + 1
         for key, n in outcomes.items():
             self.outcomes.labels(*key).inc(n)
         for key, n in breaches.items():
             self.breaches.labels(*key).inc(n)
         for key, n in corrections.items():
             self.corrections.labels(*key).inc(n)
+        for key, n in window_breaches.items():
+            self.window_breaches.labels(*key).inc(n)
         for pair, values in seconds_by_pair.items():
             observe = self.time_to_action.labels(*pair).observe
             for value in values:

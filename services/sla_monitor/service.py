@@ -135,7 +135,11 @@ def _window_view(snapshot: Mapping[str, Any]) -> WindowView:
 
 
 def _window_id_of(snapshot: Mapping[str, Any]) -> str:
-    return window_id((snapshot["sla"], snapshot["owner"] or "", format_utc(parse_rfc3339(snapshot["window_start"]))))
+    """The id of a window snapshot (Window.make_key's, without building the window)."""
+    start = format_utc(parse_rfc3339(snapshot["window_start"]))
+    if snapshot.get("checkpoint"):
+        start = f"{start}/pace/{snapshot['checkpoint']}"
+    return window_id((snapshot["sla"], snapshot["owner"] or "", start))
 
 
 class SlaMonitor:
@@ -197,7 +201,7 @@ class SlaMonitor:
             log.info("another sla_monitor instance is the writer: waiting as a standby")
             await store.wait_lock(conn, key)
         self.epoch = await store.claim(conn, s.instance_id)
-        stored = await store.load_state(conn, self.input_topic)
+        stored = await store.load_state(conn, self.input_topic, lead_attributes=bool(self.policy.lead_attributes))
         if stored.snapshot is not None:
             self.engine = SlaEngine.restore(self.policy, stored.snapshot, keep_history=False)
             if stored.policy_version != self.policy.version:
@@ -205,7 +209,7 @@ class SlaMonitor:
                          self.policy.version, stored.policy_version)
         self.offsets = dict(stored.offsets)
         for snap in stored.windows:
-            if snap["outcome"] is None:
+            if snap["outcome"] is None and not snap.get("checkpoint"):  # the gauges show periods
                 self.windows[_window_id_of(snap)] = _window_view(snap)
         log.info("sla_monitor state: %d clocks awaiting a stop, %d windows, offsets %s, epoch %d, policy %s",
                  sum(1 for _ in self.engine.live_clocks()), len(stored.windows), self.offsets or "{}",
@@ -450,6 +454,7 @@ class SlaMonitor:
         commit.clocks = changes.clocks
         commit.windows = changes.windows
         commit.state = changes.state
+        commit.lead_attributes = changes.lead_attributes
         commit.policy_version = self.policy.version
         emitted_at = self.now()
         emissions = coalesce_rejudged(emissions)
@@ -485,7 +490,7 @@ class SlaMonitor:
         self.metrics.count_emissions(emissions)
         self.emissions_committed += len(emissions)
         for snap, wid in zip(changes.windows, window_ids):
-            if snap["final"] or snap["outcome"] is not None:  # the gauges show windows being counted
+            if snap["final"] or snap["outcome"] is not None or snap.get("checkpoint"):  # gauges: periods being counted
                 self.windows.pop(wid, None)
             else:
                 self.windows[wid] = _window_view(snap)

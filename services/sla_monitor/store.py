@@ -66,18 +66,22 @@ class StoredState:
     windows: list[dict[str, Any]]            # window snapshots not yet final
 
 
-async def load_state(conn: asyncpg.Connection, topic: str) -> StoredState:
+async def load_state(conn: asyncpg.Connection, topic: str, lead_attributes: bool = False) -> StoredState:
+    """What a starting monitor resumes from; `lead_attributes`: the policy reads them (else the
+    table is not read)."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         row = await conn.fetchrow("SELECT policy_version, state FROM sla_engine_state WHERE id = 1")
         clocks = await conn.fetch("SELECT snapshot FROM sla_clocks WHERE NOT final ORDER BY started_at, clock_id")
         windows = await conn.fetch("SELECT snapshot FROM sla_windows WHERE NOT final ORDER BY window_start, window_id")
         offsets = await conn.fetch("SELECT partition, next_offset FROM sla_input_offsets WHERE topic = $1", topic)
+        attributes = await conn.fetch("SELECT lead_id, attributes FROM sla_lead_attributes") if lead_attributes else []
     window_snaps = [json.loads(r["snapshot"]) for r in windows]
     snapshot = None
     if row is not None:
         snapshot = dict(json.loads(row["state"]))
         snapshot["clocks"] = [json.loads(r["snapshot"]) for r in clocks]
         snapshot["windows"] = window_snaps
+        snapshot["lead_attributes"] = {r["lead_id"]: json.loads(r["attributes"]) for r in attributes}
     return StoredState(
         snapshot=snapshot,
         policy_version=None if row is None else row["policy_version"],
@@ -112,6 +116,7 @@ class Commit:
     emissions: list[OutboxRow] = field(default_factory=list)
     offsets: dict[int, int] = field(default_factory=dict)          # input partition -> next offset
     unreadable: list[tuple[int, int, bytes | None, bytes | None, str]] = field(default_factory=list)
+    lead_attributes: dict[str, dict[str, str]] = field(default_factory=dict)  # lead -> campaign, country
 
     @property
     def empty(self) -> bool:
@@ -138,6 +143,13 @@ async def write(conn: asyncpg.Connection, epoch: int, topic: str, commit: Commit
             await _upsert_clocks(conn, commit.clocks, clock_ids)
         if commit.windows:
             await _upsert_windows(conn, commit.windows, window_ids)
+        if commit.lead_attributes:
+            leads = sorted(commit.lead_attributes)
+            await conn.execute(
+                """INSERT INTO sla_lead_attributes (lead_id, attributes, updated_at)
+                   SELECT l, a::jsonb, now() FROM unnest($1::text[], $2::text[]) AS u(l, a)
+                   ON CONFLICT (lead_id) DO UPDATE SET attributes = EXCLUDED.attributes, updated_at = now()""",
+                leads, [_dumps(commit.lead_attributes[lead]) for lead in leads])
         if commit.state is not None:
             await conn.execute(
                 """INSERT INTO sla_engine_state (id, policy_version, state, updated_at) VALUES (1, $1, $2::jsonb, now())

@@ -21,9 +21,8 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import aiohttp
@@ -38,7 +37,7 @@ from services.common.timefmt import format_utc
 from services.sla_monitor.domain import load_policy
 from services.sla_monitor.domain.clocks import Clock, Window
 from services.stack.process import free_port
-from tests.faults.lifecycle_harness import read_topic
+from tests.faults.lifecycle_harness import read_topic, wait_for
 from tests.integration.sla.sla_harness import read_sla
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
@@ -64,9 +63,12 @@ def november_stream(seed: int = 12) -> list[dict]:
             log.insert(min(len(log), i + rng.randint(1, 3)), late)
         if rng.random() < 0.1:  # a redelivery of an event already sent
             log.insert(len(log), dict(rng.choice(log)))
-    # The leads' logs interleaved again in (roughly) time order, each lead's own order kept.
+    # The leads' logs interleaved again in (roughly) time order, each lead's own order kept,
+    # after a first event at 1 November 00:00 in Berlin (so November's windows are judged).
     cursors = {lead: 0 for lead in by_lead}
-    stream: list[dict] = []
+    stream: list[dict] = [{"event_id": "first", "lead_id": "L-first", "type": "lead.created",
+                           "occurred_at": "2026-10-31T23:00:00Z", "source": "website",
+                           "payload": {"channel": "event", "segment": "smb", "campaign": "trade-fair"}}]
     while cursors:
         lead = min(cursors, key=lambda l: (by_lead[l][cursors[l]]["occurred_at"], l))
         stream.append(by_lead[lead][cursors[lead]])
@@ -101,17 +103,6 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
-
-
-async def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(0.5)
 
 
 async def end_offsets(settings, topic: str) -> dict[int, int]:
@@ -169,7 +160,13 @@ def difference(name: str, got: list[str], expected: list[str]) -> str:
             f"missing e.g. {list(missing)[:3]}, extra e.g. {list(extra)[:3]}")
 
 
-async def test_live_outcomes_equal_replay_through_backlog_and_kills(settings, tmp_path):
+SEED_AGREEMENTS = REPO / "deploy" / "policy" / "seed-agreements.toml"
+
+
+@pytest.mark.parametrize("policy_file", [None, SEED_AGREEMENTS], ids=["built-in", "seed-agreements"])
+async def test_live_outcomes_equal_replay_through_backlog_and_kills(settings, tmp_path, policy_file):
+    """With the built-in policy, and with every agreement of the seeds (volume goals per day,
+    month, owner, team and campaign, paces, enterprise speed-to-lead starting on sql)."""
     stream = november_stream()
     leads = sorted({e["lead_id"] for e in stream})
     assert len(stream) >= 5000 and len(leads) >= 100
@@ -179,7 +176,7 @@ async def test_live_outcomes_equal_replay_through_backlog_and_kills(settings, tm
 
     ports = dict(ingest_port=free_port(), lifecycle_metrics_port=free_port(), sla_metrics_port=free_port())
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEADFLOW_")}
-    env.update(settings_env(settings.with_changes(**ports)))
+    env.update(settings_env(settings.with_changes(**ports, sla_policy_file=str(policy_file or ""))))
     env.update({"PYTHONUNBUFFERED": "1", "LEADFLOW_SLA_METRICS_HOST": "127.0.0.1",
                 "LEADFLOW_SLA_TIMER_INTERVAL_S": "0.5", "LEADFLOW_SLA_SESSION_TIMEOUT_S": "6",
                 "LEADFLOW_SLA_HEARTBEAT_INTERVAL_S": "1", "LEADFLOW_SLA_CATCHUP_GRACE_S": "5",
@@ -203,6 +200,9 @@ async def test_live_outcomes_equal_replay_through_backlog_and_kills(settings, tm
                 for attempt in range(60):
                     try:
                         async with session.post(url, json=over_http[i:i + 250]) as response:
+                            if response.status == 503:  # not ready (Kafka): nothing accepted, retry
+                                await asyncio.sleep(1)
+                                continue
                             assert response.status == 202, await response.text()
                             break
                     except aiohttp.ClientConnectionError:
@@ -223,7 +223,7 @@ async def test_live_outcomes_equal_replay_through_backlog_and_kills(settings, tm
         first, rest = stream[:BACKLOG + 300], stream[BACKLOG + 300:]
         await asyncio.wait_for(send(first), 180)
         note(f"sent {len(first)} events")
-        await wait_for(lambda: _at_least(lifecycle_records, BACKLOG), 180, f"{BACKLOG} lifecycle records")
+        await wait_for(lambda: _at_least(lifecycle_records, BACKLOG), 180, what=f"{BACKLOG} lifecycle records")
         monitor.start()
         note("backlog ready, monitor started")
         # 2. The rest in three parts, the monitor killed with SIGKILL after each of the first two.
@@ -245,7 +245,7 @@ async def test_live_outcomes_equal_replay_through_backlog_and_kills(settings, tm
             rows = await query(settings, "SELECT count(*) AS n FROM lead_events")
             return rows[0]["n"] == unique
 
-        await wait_for(stored_all, 300, f"{unique} events in the event store")
+        await wait_for(stored_all, 300, what=f"{unique} events in the event store")
         note("every event stored")
         # The offset after each partition's last record (a transaction's commit marker follows it).
         async def published_all():
@@ -253,7 +253,7 @@ async def test_live_outcomes_equal_replay_through_backlog_and_kills(settings, tm
             return records if len(records) == unique else None
 
         ends: dict[int, int] = {}
-        for partition, offset, _key, _record in await wait_for(published_all, 120, "leadflow.lifecycle"):
+        for partition, offset, _key, _record in await wait_for(published_all, 120, what="leadflow.lifecycle"):
             ends[partition] = max(ends.get(partition, 0), offset + 1)
 
         async def monitor_caught_up():
@@ -263,7 +263,7 @@ async def test_live_outcomes_equal_replay_through_backlog_and_kills(settings, tm
             done = {r["partition"]: r["next_offset"] for r in rows}
             return all(done.get(p, 0) >= end for p, end in ends.items() if end > 0)
 
-        await wait_for(monitor_caught_up, 300, "the SLA monitor to apply every lifecycle record")
+        await wait_for(monitor_caught_up, 300, what="the SLA monitor to apply every lifecycle record")
         await asyncio.sleep(3)  # a few timer ticks at the wall clock
         monitor.stop()
         until = datetime.now(timezone.utc).replace(microsecond=0)
@@ -271,12 +271,15 @@ async def test_live_outcomes_equal_replay_through_backlog_and_kills(settings, tm
         for service in (monitor, lifecycle, ingest):
             service.stop()
 
+    policy_args = ["--policy", str(policy_file)] if policy_file else []
     replay = subprocess.run([sys.executable, "-m", "services.cli", "replay", str(events_file), "--until",
-                             format_utc(until)], cwd=REPO, capture_output=True, text=True, timeout=300)
+                             format_utc(until), *policy_args], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert replay.returncode == 0, replay.stderr
     expected = sorted(comparable(json.loads(line)) for line in replay.stdout.splitlines())
     kinds = Counter(json.loads(line)["outcome"] for line in replay.stdout.splitlines())
     assert kinds["breached"] and kinds["met"] and kinds["cancelled"], kinds  # the stream exercises them
+    slas = Counter(json.loads(line)["sla"] for line in replay.stdout.splitlines())
+    assert all(slas[rule.name] for rule in load_policy(policy_file).rules), slas  # every SLA has outcomes
 
     clocks = [Clock.from_snapshot(json.loads(r["snapshot"])).outcome_line()
               for r in await query(settings, "SELECT snapshot FROM sla_clocks")]
@@ -300,7 +303,7 @@ async def test_live_outcomes_equal_replay_through_backlog_and_kills(settings, tm
     # leadflow backtest judges the stored history with the same code: the same outcomes.
     from services.backtest import judge, read_history
 
-    judged = judge(load_policy(), await read_history(settings, until), until)
+    judged = judge(load_policy(policy_file), await read_history(settings, until), until)
     by_key = Counter((j.sla, j.lead_id, j.outcome, j.started_at) for j in judged.values() if j.lead_id)
     replayed = Counter((line["sla"], line["lead_id"], line["outcome"], line["started_at"])
                        for line in map(json.loads, replay.stdout.splitlines()) if line["lead_id"])

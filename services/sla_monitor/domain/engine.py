@@ -22,9 +22,10 @@ the contract is silent):
 - A stop or a cancel whose occurred_at is at or before due decides the clock (met, cancelled),
   also after its breach was declared (then a correction, `corrected`). Cancels by stage entry
   follow the lead's stage in log order, whatever their occurred_at relative to the start.
-- Any event of the lead whose occurred_at is after a clock's due time finds it breached: a stop
-  then records `stopped_at` (the first such), a cancel changes nothing. Such a breach still
-  waits for a stop or cancel at or before due, however late it arrives.
+- A stop or cancel of the lead whose occurred_at is after a clock's due time finds it breached:
+  a stop then records `stopped_at` (the first such), a cancel changes nothing. Such a breach
+  still waits for a stop or cancel at or before due, however late it arrives. (Other events do
+  not look at the lead's clocks: the clock time declares those breaches, with the same outcome.)
 - "While no such clock is open" (sales_acceptance, contact_attempts) is judged at the starting
   event's occurred_at (`Clock.open_at`).
 - contact.connected cancels contact_attempts like a stop, so it needs occurred_at >= start.
@@ -320,7 +321,9 @@ class SlaEngine:
         moved = transition.ignored is None and transition.to_stage != transition.from_stage
         entered = transition.to_stage if moved else None
         clocks = self._live.get(transition.lead_id)
-        if clocks:
+        # Only stops, cancels and deciding stages change a clock; any other event past a due time
+        # would only declare a breach a little sooner than the clock time does.
+        if clocks and (etype in _RELEVANT_TYPES or entered in _RELEVANT_STAGES):
             changed = False
             for clock in clocks:
                 changed |= self._apply(clock, transition, entered, emissions)

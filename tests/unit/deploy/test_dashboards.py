@@ -264,6 +264,7 @@ def synthetic_series() -> list[dict]:
         (f'leadflow_sla_outcomes_total{{{sla},declared="on_time",sla="speed_to_lead",team="sales",outcome="breached"}}', f"0+1{n}"),
         (f'leadflow_sla_breaches_total{{{sla},declared="on_time",sla="speed_to_lead",team="sales"}}', f"0+1{n}"),
         (f'leadflow_sla_breaches_total{{{sla},declared="on_time",sla="marketing_weekly_volume",team="marketing"}}', f"0+1{n}"),
+        (f'leadflow_sla_window_breaches_total{{{sla},declared="on_time",sla="marketing_weekly_volume",team="marketing"}}', f"0+1{n}"),
         (f'leadflow_sla_corrections_total{{{sla},sla="speed_to_lead",team="sales",to="met"}}', f"0+1{n}"),
         (f'leadflow_sla_clocks_open{{{sla},sla="speed_to_lead",team="sales"}}', f"7{n}"),
         (f'leadflow_sla_clocks_at_risk{{{sla},sla="speed_to_lead",team="sales"}}', f"2{n}"),

@@ -294,6 +294,7 @@ def test_the_brief_metric_set_is_documented():
         "leadflow_errors_total",
         "leadflow_sla_outcomes_total",
         "leadflow_sla_breaches_total",
+        "leadflow_sla_window_breaches_total",
         "leadflow_sla_clocks_open",
         "leadflow_sla_clocks_at_risk",
         "leadflow_sla_time_to_action_seconds",

@@ -58,18 +58,20 @@ def test_a_cancel_after_due_changes_nothing():
 # --- an event after the due time finds the clock breached -----------------------------------
 
 def test_an_event_after_the_due_time_finds_the_clock_breached_before_the_clock_time_gets_there():
-    # The monitor is behind (clock time still Monday 10:05) when a page view of 12:00 arrives.
+    # The monitor is behind (clock time still Monday 10:05) when a contact attempt of 11:30 arrives:
+    # it finds the clock (due 11:00) breached, and its record carries the late stop.
     engine = SlaEngine(POLICY)
     drive(engine, [mql(berlin(2026, 11, 2, 10))])
     engine.advance(berlin(2026, 11, 2, 10, 5))
-    found = engine.observe(transition("lead.activity", berlin(2026, 11, 2, 12), kind="page_view"))
-    assert [(e.kind, e.at) for e in found] == [("breached", berlin(2026, 11, 2, 12))]
-    # ... and a contact attempt that happened at 11:30 arrives next: it records the stop, too late.
-    engine.observe(transition("contact.attempted", berlin(2026, 11, 2, 11, 30)))
+    found = engine.observe(transition("contact.attempted", berlin(2026, 11, 2, 11, 30)))
+    assert [(e.kind, e.at, e.clock.stopped_at) for e in found] == [
+        ("breached", berlin(2026, 11, 2, 11, 30), berlin(2026, 11, 2, 11, 30))]
     [line] = clock_lines(engine, SPEED, berlin(2026, 11, 2, 13))
     assert (line["outcome"], line["stopped_at"]) == ("breached", z(berlin(2026, 11, 2, 11, 30)))
     # Nothing is declared twice when the clock time catches up.
     assert engine.advance(berlin(2026, 11, 2, 13)) == []
+    # A cancel of 11:40 changes nothing; a page view is not looked at.
+    assert engine.observe(transition("lead.recycled", berlin(2026, 11, 2, 11, 40), to="recycled", reason="timing")) == []
 
 
 def test_a_stop_in_time_arriving_after_a_late_stop_still_decides_the_clock():
@@ -100,7 +102,11 @@ def test_an_assignment_after_the_earlier_clock_was_due_starts_a_new_clock_whatev
     drive(engine, [assigned(berlin(2026, 11, 2, 10))])
     found = engine.observe(assigned(berlin(2026, 11, 5, 9), owner="bo"))
     assert [(e.kind, e.clock.started_at) for e in found if e.clock.sla == SALES] == [
-        ("breached", berlin(2026, 11, 2, 10)), ("started", berlin(2026, 11, 5, 9))]
+        ("started", berlin(2026, 11, 5, 9))]
+    # the first one is breached when the clock time passes its due time (Wednesday 17:00)
+    breached = engine.advance(berlin(2026, 11, 5, 10))
+    assert [(e.kind, e.clock.started_at) for e in breached if e.clock.sla == SALES] == [
+        ("breached", berlin(2026, 11, 2, 10))]
 
 
 # --- a late assignment counts in its judged window, which is judged again ------------------
@@ -193,7 +199,7 @@ def test_a_breach_declared_more_than_an_hour_after_due_is_marked_late():
     engine = SlaEngine(POLICY)
     drive(engine, [mql(berlin(2026, 11, 2, 10)), mql(berlin(2026, 11, 2, 10), "L2")])
     engine.declaring_at = berlin(2026, 11, 2, 11, 30)  # the live service: the wall clock
-    [on_time] = engine.observe(transition("lead.activity", berlin(2026, 11, 2, 11, 20), kind="page_view"))
+    [on_time] = engine.observe(transition("contact.attempted", berlin(2026, 11, 2, 11, 20)))
     engine.declaring_at = berlin(2026, 12, 7, 9)  # a backfill of last month
-    [history] = engine.observe(transition("lead.activity", berlin(2026, 11, 2, 11, 20), "L2", kind="page_view"))
+    [history] = engine.observe(transition("contact.attempted", berlin(2026, 11, 2, 11, 20), "L2"))
     assert (on_time.kind, on_time.late, history.kind, history.late) == ("breached", False, "breached", True)
