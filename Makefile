@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 SYSDEPS := .leadflow/.system-deps-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help install system-deps up down status demo test test-unit test-stack bench report-bench clean
+.PHONY: help install system-deps up down status demo test test-unit test-stack test-faults bench report-bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ test: install system-deps ## Run the whole test suite (unit, contract, integrati
 
 test-unit: install ## Only the fast tests that need no servers
 	$(BIN)/pytest -q tests/unit tests/contract
+
+test-faults: install system-deps ## The pipeline under faults, full form: 100,000 events, 1 and 3 brokers (docs/reliability.md)
+	LEADFLOW_FAULTS=full $(BIN)/pytest -q -s -p no:cacheprovider tests/faults/test_pipeline_faults.py $(PYTEST_ARGS)
 
 bench: install system-deps ## Measure the core, the services and their peers (leadflow bench)
 	$(BIN)/leadflow bench $(BENCH_ARGS)

@@ -22,7 +22,6 @@ from services.common.config import Settings, StackPorts, Topics, load_settings
 from services.common.kafka import ensure_topics
 from services.stack.kafka_node import KafkaNode
 from services.stack.postgres_node import PostgresNode
-from services.stack.process import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -58,12 +57,14 @@ def stack() -> TestStack:
     external_pg = os.environ.get("LEADFLOW_TEST_POSTGRES_DSN")
     home = _test_home()
     kafka = postgres = None
+    # Ports below the ephemeral range (stable_port): the fault suite restarts both servers, which
+    # must find their ports free again, not taken by another program's free_port().
     if not external_kafka:
-        kafka = KafkaNode(home / "kafka", free_port(), free_port(), heap="512m")
+        kafka = KafkaNode(home / "kafka", stable_port(), stable_port(), heap="512m")
         kafka.start()
     if not external_pg:
         # A throwaway cluster: durability across power loss is not under test, speed is.
-        postgres = PostgresNode(home / "postgres", free_port(), database="leadflow_test",
+        postgres = PostgresNode(home / "postgres", stable_port(), database="leadflow_test",
                                 settings={"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"})
         postgres.start()
     yield TestStack(
@@ -94,18 +95,54 @@ def make_test_settings(stack: TestStack, partitions: int = 3) -> Settings:
     )
 
 
-@pytest.fixture
-async def settings(stack: TestStack) -> Settings:
-    s = make_test_settings(stack)
+async def create_test_topics_and_schema(s: Settings) -> Settings:
+    """The test's own topics and database schema (both empty)."""
     await ensure_topics(s)
     conn = await asyncpg.connect(s.postgres_dsn.reveal())
     try:
         await conn.execute(f'CREATE SCHEMA "{s.postgres_schema}"')
     finally:
         await conn.close()
+    return s
+
+
+@pytest.fixture
+async def settings(stack: TestStack) -> Settings:
+    s = await create_test_topics_and_schema(make_test_settings(stack))
     yield s
     conn = await asyncpg.connect(s.postgres_dsn.reveal())
     try:
         await conn.execute(f'DROP SCHEMA "{s.postgres_schema}" CASCADE')
     finally:
         await conn.close()
+
+
+def stable_port(low: int = 20000, high: int = 32000) -> int:
+    """A free port below Linux's ephemeral range (32768-60999 by default), chosen at random."""
+    import random
+    import socket
+
+    for _ in range(200):
+        port = random.randrange(low, high)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port between {low} and {high}")
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(stack: TestStack):
+    """A three-node KRaft cluster (each node broker and controller) on free ports, beside the
+    session's single broker; replication 3 and min.insync.replicas 2 for what runs on it."""
+    from services.stack.kafka_cluster import KafkaCluster
+
+    # Ports below the ephemeral range: a node killed and restarted must find its port free, and a
+    # client's own outgoing port can never be one of them.
+    ports = [(stable_port(), stable_port()) for _ in range(3)]
+    cluster = KafkaCluster(stack.home / "kafka-cluster", ports, heap="384m")
+    cluster.start()
+    yield cluster
+    cluster.stop()

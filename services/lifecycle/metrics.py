@@ -110,6 +110,8 @@ class LifecycleMetrics:
             self.transitions.labels(from_stage, to_stage, self._channel(channel), self._segment(segment)).inc(n)
         for reason, n in plan.rejection_reasons.items():
             self.rejections.labels(normalise_reason(reason)).inc(n)
+        if plan.unreadable_rows:
+            self.errors.labels(SERVICE, "decode").inc(len(plan.unreadable_rows))
 
     def set_leads(self, per_stage: dict[str, int]) -> None:
         for stage in STAGES:

@@ -467,6 +467,10 @@ class LifecycleService:
         plan = round_.plan
         self.events_stored += len(plan.event_rows)
         self.metrics.count_round(plan)
+        for topic, partition, offset, _key, _value, error in plan.unreadable_rows:
+            # Where and why, never the bytes (they may hold personal data): the record is in the table.
+            log.warning("%s[%d]@%d is not an event envelope (%s): kept in unreadable_records",
+                        topic, partition, offset, error)
         self.rounds += 1
         await self._publish_round(plan, round_.parts, round_.started)
 

@@ -23,7 +23,8 @@ REJECT_REASONS = ("no_fit", "no_budget", "bad_timing", "competitor", "Bad Data")
 START = datetime(2026, 11, 2, 8, 0, tzinfo=timezone.utc)
 
 
-def _lead_events(rng: random.Random, lead_id: str, t0: datetime) -> list[Event]:
+def one_lead(rng: random.Random, lead_id: str, t0: datetime) -> list[Event]:
+    """The events of one lead whose first event occurs shortly after t0, in its order."""
     events: list[Event] = []
     t = t0
 
@@ -88,7 +89,7 @@ def lead_stream(n_leads: int, *, seed: int = 1, duplicate_share: float = 0.01, p
     """The events of n_leads leads in one log order (each lead's own events in order)."""
     rng = random.Random(seed)
     per_lead = [
-        _lead_events(rng, f"{prefix}{seed}-{i:07d}", START + timedelta(minutes=rng.uniform(0, 60 * 24 * 14)))
+        one_lead(rng, f"{prefix}{seed}-{i:07d}", START + timedelta(minutes=rng.uniform(0, 60 * 24 * 14)))
         for i in range(n_leads)
     ]
     # Interleave: repeatedly take the next event of a random lead still having events.

@@ -13,9 +13,12 @@ from services.stack.process import StackError
 
 
 @click.command()
-def up() -> None:
+@click.option("--brokers", type=click.IntRange(1, 9), default=None,
+              help="Kafka nodes (KRaft, each broker and controller; default: as the last `up` here, else 1). "
+                   "3 gives the topics replication 3 and min.insync.replicas 2.")
+def up(brokers: int | None) -> None:
     """Start Kafka, PostgreSQL, Prometheus and Alertmanager on 127.0.0.1 (idempotent)."""
-    stack = LocalStack(load_settings())
+    stack = LocalStack(load_settings(), brokers=brokers)
     try:
         stack.up(log=click.echo)
     except StackError as exc:

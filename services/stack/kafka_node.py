@@ -66,6 +66,13 @@ def resolve_classpath(cache_dir: Path) -> str:
     return cp_file.read_text().strip()
 
 
+def new_cluster_id() -> str:
+    cluster_id = "-"
+    while cluster_id.startswith("-"):   # as Kafka's Uuid.randomUuid: a leading '-' reads as an option
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    return cluster_id
+
+
 @dataclass
 class KafkaNode:
     home: Path            # e.g. .leadflow/kafka
@@ -73,6 +80,12 @@ class KafkaNode:
     controller_port: int
     heap: str = "768m"
     host: str = "127.0.0.1"
+    # A member of a cluster (services/stack/kafka_cluster.py): its id, every controller
+    # ("1@host:port,2@host:port,..."), the replication of the internal topics, the shared cluster id.
+    node_id: int = 1
+    voters: str | None = None
+    replication: int = 1
+    cluster_id: str | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -96,19 +109,19 @@ class KafkaNode:
         data = self.home / "data"
         props = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@{self.host}:{self.controller_port}",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": self.voters or f"{self.node_id}@{self.host}:{self.controller_port}",
             "listeners": f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}",
             "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "log.dirs": str(data),
-            # One node: internal topics cannot have more replicas than brokers.
-            "offsets.topic.replication.factor": "1",
+            # Internal topics cannot have more replicas than brokers (one, unless in a cluster).
+            "offsets.topic.replication.factor": str(self.replication),
             "offsets.topic.num.partitions": "6",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.replication.factor": str(self.replication),
+            "transaction.state.log.min.isr": str(min(2, self.replication)),
             "transaction.state.log.num.partitions": "6",
             "group.initial.rebalance.delay.ms": "0",
             "num.partitions": "6",
@@ -123,6 +136,12 @@ class KafkaNode:
     def start(self, timeout: float = 90.0) -> None:
         if self.running() and self.answers():
             return
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Start the process without waiting for it to answer: a cluster's nodes answer only once
+        a majority of its controllers runs, so they are launched together, then waited for."""
         if self.running():
             stop_pid(self.pid_file)
         ensure_port_free("Kafka", self.host, self.port, "LEADFLOW_KAFKA_PORT")
@@ -132,9 +151,7 @@ class KafkaNode:
         cp = resolve_classpath(CLASSPATH_CACHE)
         config = self._write_config()
         if not (self.home / "data" / "meta.properties").exists():
-            cluster_id = "-"
-            while cluster_id.startswith("-"):   # as Kafka's Uuid.randomUuid: a leading '-' reads as an option
-                cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            cluster_id = self.cluster_id or new_cluster_id()
             fmt = subprocess.run(
                 [java, "-cp", cp, f"-Dlog4j2.configurationFile={LOG4J}", "kafka.tools.StorageTool",
                  "format", "-t", cluster_id, "-c", str(config)],
@@ -147,12 +164,14 @@ class KafkaNode:
             f"-Dlog4j2.configurationFile={LOG4J}", f"-Dkafka.logs.dir={self.home}",
             "-cp", cp, "kafka.Kafka", str(config),
         ]
-        pid = start_detached("Kafka", argv, self.log_file, self.pid_file)
+        start_detached("Kafka", argv, self.log_file, self.pid_file)
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
         if not wait_until(lambda: self.answers() or not self.running(), timeout):
             stop_pid(self.pid_file)
             raise StackError(f"Kafka: did not answer on {self.bootstrap} within {timeout:.0f}s. Log:\n{tail(self.log_file)}")
         if not self.running():
-            raise StackError(f"Kafka (pid {pid}) exited while starting. Log:\n{tail(self.log_file)}")
+            raise StackError(f"Kafka node {self.node_id} exited while starting. Log:\n{tail(self.log_file)}")
 
     def stop(self) -> bool:
         return stop_pid(self.pid_file, timeout=30)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from services.common.config import Settings
 from services.common.kafka import ensure_topics
+from services.stack.kafka_cluster import KafkaCluster
 from services.stack.kafka_node import KafkaNode
 from services.stack.monitoring_nodes import AlertmanagerNode, PrometheusNode
 from services.stack.postgres_node import PostgresNode
@@ -21,11 +22,36 @@ class ComponentStatus:
     answers: bool
 
 
+CLUSTER_PORT_STEP = 100   # node i of a cluster listens on the configured ports + 100 * (i - 1)
+
+
+def cluster_of(settings: Settings, brokers: int) -> KafkaCluster:
+    """The `leadflow up --brokers N` cluster: node 1 on the configured Kafka ports, the others 100 apart."""
+    p = settings.ports
+    return KafkaCluster(settings.home / "kafka-cluster",
+                        [(p.kafka + CLUSTER_PORT_STEP * i, p.kafka_controller + CLUSTER_PORT_STEP * i)
+                         for i in range(brokers)])
+
+
 class LocalStack:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings, brokers: int | None = None) -> None:
         home, ports = settings.home, settings.ports
-        self.kafka = KafkaNode(home / "kafka", ports.kafka, ports.kafka_controller)
+        self.brokers_file = home / "kafka-brokers"
+        if brokers is None:   # whatever `leadflow up` last started here
+            try:
+                brokers = int(self.brokers_file.read_text())
+            except (FileNotFoundError, ValueError):
+                brokers = 1
+        self.brokers = brokers
+        if brokers > 1:
+            self.kafka = cluster_of(settings, brokers)
+            settings = settings.with_changes(
+                kafka_bootstrap=self.kafka.bootstrap,
+                topic_replication=max(settings.topic_replication, min(3, brokers)),
+                topic_min_insync_replicas=max(settings.topic_min_insync_replicas, min(2, brokers - 1)))
+        else:
+            self.kafka = KafkaNode(home / "kafka", ports.kafka, ports.kafka_controller)
+        self.settings = settings
         self.postgres = PostgresNode(home / "postgres", ports.postgres)
         self.prometheus = PrometheusNode(
             home / "prometheus", ports.prometheus, ports,
@@ -38,8 +64,13 @@ class LocalStack:
         self.settings.home.mkdir(parents=True, exist_ok=True)
         log(f"Kafka        starting on {self.kafka.bootstrap} ...")
         self.kafka.start()
+        self.brokers_file.write_text(str(self.brokers))
         created = asyncio.run(ensure_topics(self.settings))
         log(f"Kafka        up; topics created: {', '.join(created) if created else 'none (all exist)'}")
+        if self.brokers > 1:
+            log(f"Kafka        {self.brokers} brokers, replication {self.settings.topic_replication}, "
+                f"min.insync.replicas {self.settings.topic_min_insync_replicas}: run the services with "
+                f"LEADFLOW_KAFKA_BOOTSTRAP={self.settings.kafka_bootstrap}")
         log(f"PostgreSQL   starting on 127.0.0.1:{self.postgres.port} ...")
         self.postgres.start()
         log(f"PostgreSQL   up; database {self.postgres.database}")

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -20,23 +17,19 @@ from services.common.avro_codec import AvroCodec
 from services.common.config import Settings, settings_env
 from services.common.kafka import make_consumer
 from services.stack.process import free_port
+from tests.faults.pipeline_procs import ServiceProc
 
-REPO = Path(__file__).resolve().parents[2]
 
-
-async def read_topic(settings: Settings, topic: str, schema: str = "lifecycle_record",
-                     timeout: float = 60.0) -> list[tuple[int, int, bytes, dict]]:
-    """Every record a read_committed consumer sees on the topic: (partition, offset, key, record)."""
-    codec = AvroCodec(schema)
+async def read_raw(settings: Settings, topic: str, timeout: float = 180.0) -> list[tuple[int, int, bytes | None, bytes | None]]:
+    """Every record a read_committed consumer sees on the topic: (partition, offset, key, value)."""
     consumer = make_consumer(settings, None, isolation_level="read_committed")
     await consumer.start()
     try:
-        partitions = range(settings.topic_partitions)   # ensure_topics created it so
-        tps = [TopicPartition(topic, p) for p in partitions]
+        tps = [TopicPartition(topic, p) for p in sorted(await topic_partitions(consumer, topic))]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)   # the last stable offsets under read_committed
-        out: list[tuple[int, int, bytes, dict]] = []
+        out = []
         deadline = time.monotonic() + timeout
         pending = {tp for tp in tps if ends[tp] > 0}
         while pending:
@@ -44,14 +37,25 @@ async def read_topic(settings: Settings, topic: str, schema: str = "lifecycle_re
                 raise TimeoutError(f"reading {topic}: still behind on {sorted(tp.partition for tp in pending)}")
             batches = await consumer.getmany(*pending, timeout_ms=500, max_records=20000)
             for tp, records in batches.items():
-                for r in records:
-                    out.append((tp.partition, r.offset, r.key, codec.decode(r.value)))
+                out.extend((tp.partition, r.offset, r.key, r.value) for r in records)
             for tp in list(pending):
                 if await consumer.position(tp) >= ends[tp]:
                     pending.discard(tp)
         return out
     finally:
         await consumer.stop()
+
+
+async def topic_partitions(consumer, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()   # noqa: SLF001 - aiokafka has no public refresh
+    return consumer.partitions_for_topic(topic) or set()
+
+
+async def read_topic(settings: Settings, topic: str, schema: str = "lifecycle_record",
+                     timeout: float = 60.0) -> list[tuple[int, int, bytes, dict]]:
+    """Every record a read_committed consumer sees on the topic: (partition, offset, key, record)."""
+    codec = AvroCodec(schema)
+    return [(p, o, k, codec.decode(v)) for p, o, k, v in await read_raw(settings, topic, timeout)]
 
 
 async def fetch_store(settings: Settings):
@@ -129,53 +133,18 @@ def service_env(settings: Settings, instance: str, **extra: str) -> dict[str, st
     return env
 
 
-class ServiceProcess:
+class ServiceProcess(ServiceProc):
     """`python -m services.lifecycle` with the test's settings; output to a log file."""
 
     def __init__(self, settings: Settings, instance: str, log_dir: Path, **extra_env: str) -> None:
+        env = service_env(settings, instance, **extra_env)
+        super().__init__(f"lifecycle-{instance}", "services.lifecycle", int(env["LEADFLOW_LIFECYCLE_METRICS_PORT"]),
+                         env, log_dir)
         self.settings = settings
         self.instance = instance
-        self.log_path = log_dir / f"lifecycle-{instance}.log"
-        self.env = service_env(settings, instance, **extra_env)
-        self.proc: subprocess.Popen | None = None
-        self.starts = 0
-
-    def start(self) -> None:
-        self.starts += 1
-        log = open(self.log_path, "ab")
-        log.write(f"\n=== start {self.starts} ===\n".encode())
-        log.flush()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.lifecycle"], cwd=REPO, env=self.env,
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
-        log.close()
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self) -> None:
-        if self.alive:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def terminate(self, timeout: float = 30) -> int | None:
-        if self.alive:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                return self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-                return None
-        return self.proc.returncode if self.proc else None
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return ""
+        return "\n".join(self.log_text().splitlines()[-lines:])
 
 
 async def wait_for(predicate, timeout: float, interval: float = 0.25, what: str = "condition"):
