@@ -24,8 +24,9 @@ async def month_counts(settings: Settings, month: SimulatedMonth, now: datetime,
         outcomes = await queries.clock_outcomes(conn, start, end)
         span = campaign_bounds(month)
         return {
+            "as_of": now,
             "funnel": await queries.funnel(conn, start, end),
-            "mql_to_sql": await queries.mql_to_sql(conn, start, end),
+            "mql_to_sql": await queries.mql_to_sql(conn, start, end, now),
             "slas": queries.attainment_rows(outcomes),
             "windows": await queries.windows(conn, start, end),
             "teams": await queries.attainment_by(conn, start, end, "team"),

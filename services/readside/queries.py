@@ -38,15 +38,23 @@ async def funnel(conn: asyncpg.Connection, start: datetime, end: datetime) -> di
     return {"created": created, "reached": reached, "current": {r["stage"]: r["leads"] for r in current}}
 
 
-async def mql_to_sql(conn: asyncpg.Connection, start: datetime, end: datetime) -> dict[str, Any]:
-    """Leads that became an MQL in the month, and how many of them reached SQL (by now)."""
+async def mql_to_sql(conn: asyncpg.Connection, start: datetime, end: datetime, now: datetime) -> dict[str, Any]:
+    """Leads that entered MQL in the month (each once, at its first entry; an event that keeps an
+    MQL an MQL is no entry), and how many of them later in their log entered SQL or beyond, that
+    entry occurring between the month's start and `now`: the cohort `leadflow report` reviews (S7)."""
     row = await conn.fetchrow(
-        """WITH mql AS (SELECT DISTINCT lead_id FROM lead_events
-                        WHERE to_stage = 'mql' AND ignored IS NULL AND occurred_at >= $1 AND occurred_at < $2)
-           SELECT (SELECT count(*) FROM mql) AS mql,
-                  (SELECT count(DISTINCT e.lead_id) FROM lead_events e JOIN mql USING (lead_id)
-                   WHERE e.to_stage IN ('sql', 'opportunity', 'customer') AND e.ignored IS NULL) AS sql""",
-        start, end)
+        """WITH mql AS (SELECT DISTINCT ON (lead_id) lead_id, version FROM lead_events
+                        WHERE to_stage = 'mql' AND from_stage IS DISTINCT FROM to_stage AND ignored IS NULL
+                          AND occurred_at >= $1 AND occurred_at < $2
+                        ORDER BY lead_id, version)
+           SELECT count(*) AS mql,
+                  count(*) FILTER (WHERE EXISTS (
+                      SELECT 1 FROM lead_events e
+                      WHERE e.lead_id = m.lead_id AND e.version > m.version AND e.ignored IS NULL
+                        AND e.to_stage IN ('sql', 'opportunity', 'customer') AND e.from_stage IS DISTINCT FROM e.to_stage
+                        AND e.occurred_at >= $1 AND e.occurred_at < $3)) AS sql
+           FROM mql m""",
+        start, end, now)
     return {"mql": row["mql"], "sql": row["sql"], "rate": None if not row["mql"] else row["sql"] / row["mql"]}
 
 
@@ -104,9 +112,11 @@ async def worst_breaches(conn: asyncpg.Connection, start: datetime, end: datetim
 
 
 async def corrections(conn: asyncpg.Connection, start: datetime, end: datetime) -> dict[str, Any]:
-    """Corrections emitted for the month's clocks and windows (a breach decided otherwise later)."""
+    """The month's clocks and windows that were corrected (a breach decided otherwise later, a
+    window's outcome changed by a late lead), each counted once however often it was corrected:
+    the clocks and windows `leadflow report` lists as corrections."""
     rows = await conn.fetch(
-        """SELECT e.sla, count(*) AS n FROM sla_emissions e
+        """SELECT e.sla, count(DISTINCT e.subject_id) AS n FROM sla_emissions e
            WHERE e.kind = 'corrected' AND (
                EXISTS (SELECT 1 FROM sla_clocks c WHERE c.clock_id = e.subject_id AND c.started_at >= $1 AND c.started_at < $2)
             OR EXISTS (SELECT 1 FROM sla_windows w WHERE w.window_id = e.subject_id AND w.window_start >= $1 AND w.window_start < $2))
