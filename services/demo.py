@@ -9,7 +9,6 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import aiohttp
-import asyncpg
 import click
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
@@ -17,6 +16,8 @@ from rich.table import Table
 
 from services.bench.traffic import generate_events
 from services.common.config import Settings, load_settings
+from services.common.db_roles import READER
+from services.common.postgres import connect
 from services.lifecycle.domain import STAGES
 from services.stack.local_stack import LocalStack
 from services.stack.process import StackError
@@ -65,9 +66,8 @@ async def _wait_applied(settings: Settings, expected: int, timeout: float, conso
 
 
 async def _funnel(settings: Settings) -> list[tuple[str, int]]:
-    conn = await asyncpg.connect(settings.postgres_dsn.reveal())
+    conn = await connect(settings, role=READER)
     try:
-        await conn.execute(f'SET search_path TO "{settings.postgres_schema}"')
         rows = await conn.fetch("SELECT stage, count(*) AS leads FROM leads GROUP BY stage")
     finally:
         await conn.close()

@@ -1,0 +1,114 @@
+"""The services' PostgreSQL roles on the real server: each does what its service needs and is
+refused the rest; none is a superuser; the services' pools log in as them."""
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from services.common.db_roles import LIFECYCLE, READER, ROLES, SLA
+from services.common.postgres import connect
+from services.lifecycle import store as lifecycle_store
+from services.sla_monitor import store as sla_store
+
+pytestmark = pytest.mark.stack
+
+REFUSED = (asyncpg.InsufficientPrivilegeError,)
+
+
+@pytest.fixture
+async def prepared(settings):
+    await lifecycle_store.prepare_store(settings)
+    await sla_store.prepare_store(settings)
+    return settings
+
+
+async def _as(settings, role):
+    return await connect(settings, role=role)
+
+
+async def _refused(conn, sql: str, *args) -> None:
+    with pytest.raises(REFUSED):
+        await conn.execute(sql, *args)
+
+
+async def test_no_role_is_privileged(prepared):
+    admin = await connect(prepared)
+    try:
+        rows = await admin.fetch(
+            "SELECT rolname, rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, rolcanlogin "
+            "FROM pg_roles WHERE rolname = ANY($1::text[])", [r.name for r in ROLES])
+        owners = await admin.fetch(
+            "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = $1", prepared.postgres_schema)
+    finally:
+        await admin.close()
+    assert sorted(r["rolname"] for r in rows) == sorted(r.name for r in ROLES)
+    for row in rows:
+        assert row["rolcanlogin"], row
+        assert not any(row[k] for k in ("rolsuper", "rolcreatedb", "rolcreaterole", "rolreplication", "rolbypassrls")), row
+    assert {r["tableowner"] for r in owners}.isdisjoint({r.name for r in ROLES})
+
+
+async def test_lifecycle_role_writes_its_store_and_nothing_else(prepared):
+    conn = await _as(prepared, LIFECYCLE)
+    try:
+        assert await conn.fetchval("SELECT current_user") == LIFECYCLE.name
+        await conn.execute("INSERT INTO consumer_offsets (group_id, topic, partition, next_offset) VALUES ('g', 't', 0, 5)")
+        await conn.execute("UPDATE consumer_offsets SET next_offset = 6 WHERE group_id = 'g'")
+        assert await conn.fetchval("SELECT next_offset FROM consumer_offsets WHERE group_id = 'g'") == 6
+        await conn.execute("DELETE FROM leads WHERE lead_id = 'none'")
+        await _refused(conn, "SELECT * FROM sla_clocks")
+        await _refused(conn, "UPDATE sla_owner SET epoch = 99")
+        await _refused(conn, "DROP TABLE lead_events")
+        await _refused(conn, "TRUNCATE lead_events")
+        await _refused(conn, "ALTER TABLE leads ADD COLUMN x int")
+        await _refused(conn, "CREATE TABLE intruder (id int)")
+        await _refused(conn, "DELETE FROM leadflow_migrations")
+        await _refused(conn, "CREATE SCHEMA intruder")
+    finally:
+        await conn.close()
+
+
+async def test_sla_role_writes_its_state_and_nothing_else(prepared):
+    conn = await _as(prepared, SLA)
+    try:
+        assert await conn.fetchval("SELECT current_user") == SLA.name
+        epoch = await conn.fetchval("UPDATE sla_owner SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch")
+        assert epoch == 1
+        # bigserial: the role may draw from the table's sequence
+        await conn.execute(
+            "INSERT INTO sla_emissions (subject_id, kind, sla, outcome, emitted_at, record_key, record_value) "
+            "VALUES ('c', 'start', 's', 'open', now(), '\\x00', '\\x00')")
+        await _refused(conn, "SELECT * FROM lead_events")
+        await _refused(conn, "INSERT INTO leads (lead_id) VALUES ('x')")
+        await _refused(conn, "DROP TABLE sla_clocks")
+        await _refused(conn, "TRUNCATE sla_emissions")
+        await _refused(conn, "CREATE TABLE intruder (id int)")
+    finally:
+        await conn.close()
+
+
+async def test_reader_role_reads_both_and_writes_nothing(prepared):
+    conn = await _as(prepared, READER)
+    try:
+        assert await conn.fetchval("SELECT current_user") == READER.name
+        assert await conn.fetchval("SELECT count(*) FROM leads") == 0
+        assert await conn.fetchval("SELECT count(*) FROM sla_clocks") == 0
+        assert await conn.fetchval("SELECT epoch FROM sla_owner") == 0
+        await _refused(conn, "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset) VALUES ('g', 't', 0, 5)")
+        await _refused(conn, "UPDATE sla_owner SET epoch = 99")
+        await _refused(conn, "DELETE FROM lead_events")
+        await _refused(conn, "DROP TABLE leads")
+        await _refused(conn, "CREATE TABLE intruder (id int)")
+    finally:
+        await conn.close()
+
+
+async def test_the_services_pools_log_in_as_their_roles(prepared):
+    for create_pool, role in ((lifecycle_store.create_store_pool, LIFECYCLE), (sla_store.create_store_pool, SLA)):
+        pool = await create_pool(prepared, min_size=1, max_size=1)
+        try:
+            async with pool.acquire() as conn:
+                assert await conn.fetchval("SELECT current_user") == role.name
+                assert await conn.fetchval("SELECT current_schema()") == prepared.postgres_schema
+        finally:
+            await pool.close()
