@@ -7,7 +7,8 @@ Routes (documented by services/ingest/openapi.py, served at /openapi.json):
   valid; 400 / 413 / 415 for the body as a whole; 401 for missing or bad credentials; 503 with
   Retry-After when Kafka cannot take the events.
 - `GET /healthz` (the process answers), `GET /readyz` (a fresh metadata request to Kafka succeeds
-  and lists the events topic), `GET /metrics`, `GET /openapi.json`.
+  and lists the events topic): open to anyone. `GET /metrics`, `GET /openapi.json`: with an API
+  key, as `POST /v1/events`, unless no key is configured (dev mode).
 """
 from __future__ import annotations
 
@@ -214,6 +215,16 @@ class IngestService:
             self.metrics.count_accepted(source, "http")
         return web.json_response(result_body(len(records), refusals), status=202)
 
+    def _keyed(self, handler):
+        """`handler` behind the API keys: 401 without a valid one (unless in dev mode)."""
+        async def handle(request: web.Request) -> web.StreamResponse:
+            allowed, _source = self.auth.key_source(request.headers)
+            if not allowed:
+                return self._unauthorized()
+            return await handler(request)
+
+        return handle
+
     def _unauthorized(self) -> web.Response:
         return request_error(401, "missing or invalid credentials", headers={"WWW-Authenticate": 'Bearer realm="leadflow"'})
 
@@ -242,8 +253,10 @@ class IngestService:
         app.router.add_post("/v1/events", self.post_events)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
-        app.router.add_get("/metrics", metrics_handler(self.registry))
-        app.router.add_get("/openapi.json", self.openapi)
+        # Outside dev mode only the health checks answer without a key (any configured key:
+        # give the scraper an entry of its own, e.g. `scraper:<hash>`, which can post nothing else).
+        app.router.add_get("/metrics", self._keyed(metrics_handler(self.registry)))
+        app.router.add_get("/openapi.json", self._keyed(self.openapi))
 
         async def on_startup(_app: web.Application) -> None:
             await self.start()

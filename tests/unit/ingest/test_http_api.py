@@ -347,3 +347,25 @@ async def test_openapi_document_is_served(api):
     resp = await api.client.get("/openapi.json")
     assert resp.status == 200
     assert await resp.json() == build_openapi()
+
+
+async def test_with_keys_every_route_but_the_health_checks_needs_one(keyed_api):
+    """Outside dev mode /metrics and /openapi.json answer only with a valid key; the health
+    checks answer anyone (a load balancer or an orchestrator probes them without secrets)."""
+    client = keyed_api.client
+    for path in ("/metrics", "/openapi.json"):
+        for headers in ({}, {"Authorization": "Bearer not-a-key"}, {"Authorization": f"Basic {WEBSITE_KEY}"}):
+            resp = await client.get(path, headers=headers)
+            assert resp.status == 401, (path, headers)
+            assert (await resp.json())["error"] == "unauthorized"
+            assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+        resp = await client.get(path, headers={"Authorization": f"Bearer {HUBSPOT_KEY}"})
+        assert resp.status == 200, path
+    status, _body, _ = await keyed_api.post(event(1))
+    assert status == 401
+    for path in ("/healthz", "/readyz"):
+        resp = await client.get(path)
+        assert resp.status == 200, path
+    documented = build_openapi()["paths"]
+    keyed = {path for path, ops in documented.items() for op in ops.values() if op["security"]}
+    assert keyed == {"/v1/events", "/metrics", "/openapi.json"}
