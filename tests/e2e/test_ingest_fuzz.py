@@ -6,7 +6,8 @@ too many events, oversized events; unknown content types; NDJSON mixing all of t
 - No request is answered 5xx, and the process neither dies nor reaches its 500 handler.
 - Each answer is the one the body calls for: garbage is 400/413/415/422, never 202.
 - Every event answered as accepted is on leadflow.events with exactly the text that was sent
-  (ids, source, type, every payload string and number), and nothing else is.
+  (ids, source, type, every payload string and number), and nothing else is; and the lifecycle
+  service stores each in its event store (lead_events) with that same text.
 
 The count is LEADFLOW_FUZZ_REQUESTS (1,000 in `make test`; `make test-fuzz` sends 10,000 and
 prints the figures).
@@ -24,6 +25,7 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import asyncpg
 import pytest
 import requests
 from aiokafka import TopicPartition
@@ -32,6 +34,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from services.common.avro_codec import AvroCodec, event_from_avro
 from services.common.config import Topics
 from services.common.kafka import ensure_topics, make_consumer
+from services.lifecycle.service import LifecycleOptions, LifecycleService
 from services.ingest.request_body import MAX_EVENT_BYTES, MAX_EVENTS_PER_REQUEST, MAX_REQUEST_BYTES
 from services.stack.process import free_port
 from tests.conftest import make_test_settings
@@ -318,4 +321,53 @@ async def test_fuzzed_requests_never_5xx_and_accepted_text_is_stored_exactly(ing
         if got != want:
             mismatches.append(f"{event_id!r}: sent {want!r:.300} stored {got!r:.300}")
     assert mismatches == [], "\n".join(mismatches[:10])
-    print(f"fuzz: {sent} requests, 0 answered 5xx, 0 crashes, {len(stored)} accepted events stored exactly as sent")
+
+    rows = await _through_the_event_store(settings_, len(sent_accepted))
+    assert set(rows) == set(sent_accepted), f"missing from lead_events: {len(set(sent_accepted) - set(rows))}"
+    for event_id, sent_event in sent_accepted.items():
+        row = rows[event_id]
+        got = {k: row[k] for k in ("event_id", "lead_id", "type", "source")}
+        if got != {k: sent_event[k] for k in got} or not _same_json(json.loads(row["payload"]), sent_event["payload"]):
+            mismatches.append(f"{event_id!r}: sent {sent_event!r:.300} stored {dict(row)!r:.300}")
+    assert mismatches == [], "\n".join(mismatches[:10])
+    print(f"fuzz: {sent} requests, 0 answered 5xx, 0 crashes, {len(stored)} accepted events on leadflow.events "
+          f"and in the event store exactly as sent")
+
+
+def _same_json(a, b) -> bool:
+    """Equal as JSON: PostgreSQL's jsonb keeps a number as a decimal (1e308 reads back as 1 and
+    308 zeros), so numbers are equal when they are the same double; text must be identical."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b or float(a) == float(b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same_json(x, y) for x, y in zip(a, b))
+    return type(a) is type(b) and a == b
+
+
+async def _through_the_event_store(settings, count: int, timeout: float = 180) -> dict:
+    """The lifecycle service (in process, as its own PostgreSQL role) over the fuzzed events;
+    the lead_events rows by event_id. Nothing may land in unreadable_records."""
+    service = LifecycleService(settings, LifecycleOptions(serve_metrics=False))
+    await service.start()
+    task = asyncio.create_task(service.run())
+    conn = await asyncpg.connect(settings.postgres_dsn.reveal(), server_settings={"search_path": settings.postgres_schema})
+    try:
+        deadline = time.monotonic() + timeout
+        while (stored := await conn.fetchval("SELECT count(*) FROM lead_events")) < count:
+            assert not task.done(), task
+            assert time.monotonic() < deadline, f"the event store holds {stored} of {count} events"
+            await asyncio.sleep(0.5)
+        unreadable = await conn.fetch("SELECT kafka_offset, error FROM unreadable_records")
+        assert unreadable == [], unreadable[:5]
+        return {r["event_id"]: r for r in await conn.fetch(
+            "SELECT event_id, lead_id, type, source, payload::text AS payload FROM lead_events")}
+    finally:
+        service.request_stop()
+        await asyncio.wait_for(task, 60)
+        await service.close()
+        await conn.execute(f'DROP SCHEMA "{settings.postgres_schema}" CASCADE')
+        await conn.close()
