@@ -67,20 +67,36 @@ def _without_comments(sql: str) -> str:
     return re.sub(r"--[^\n]*", "", sql)
 
 
-async def ensure_roles(conn: asyncpg.Connection) -> list[str]:
+async def ensure_roles(conn: asyncpg.Connection, settings: Settings | None = None) -> list[str]:
     """Create the roles that do not exist yet (LOGIN, nothing else); returns the names created.
-    An existing role is left as it is: its password and attributes belong to the operator."""
+    A role whose DSN in `settings` carries a password gets it (a server that asks for passwords,
+    e.g. the docker-compose one). An existing role is left as it is: its password and attributes
+    belong to the operator."""
     created = []
     for role in ROLES:
         if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role.name):
             continue
+        password = urlsplit(role_dsn(settings, role).reveal()).password if settings is not None else None
         try:
             await conn.execute(
                 f'CREATE ROLE "{role.name}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS')
         except asyncpg.DuplicateObjectError:
             continue    # created by another process starting at the same moment
+        if password:
+            await _set_password(conn, role, password)
         created.append(role.name)
     return created
+
+
+async def _set_password(conn: asyncpg.Connection, role: Role, password: str) -> None:
+    # The statement holds the password: keep it out of the server log should it fail.
+    try:
+        await conn.execute("SET log_min_error_statement TO panic")
+    except asyncpg.InsufficientPrivilegeError:
+        pass    # not a superuser: the server's own setting stays
+    literal = "'" + password.replace("'", "''") + "'"
+    await conn.execute(f'ALTER ROLE "{role.name}" PASSWORD {literal}')
+    await conn.execute("RESET log_min_error_statement")
 
 
 async def grant_component(conn: asyncpg.Connection, schema: str, component: str, migrations: Path) -> None:

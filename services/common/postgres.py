@@ -91,7 +91,7 @@ async def prepare_schema(settings: Settings, component: str, directory: Path) ->
     conn = await connect(settings)
     try:
         applied = await migrate(conn, component, directory)
-        await ensure_roles(conn)
+        await ensure_roles(conn, settings)
         await grant_component(conn, settings.postgres_schema, component, directory)
     finally:
         await conn.close()

@@ -112,3 +112,26 @@ async def test_the_services_pools_log_in_as_their_roles(prepared):
                 assert await conn.fetchval("SELECT current_schema()") == prepared.postgres_schema
         finally:
             await pool.close()
+
+
+async def test_a_role_whose_dsn_has_a_password_is_created_with_it(settings):
+    """A server that asks for passwords (as docker-compose's does): ensure_roles gives a new role
+    the password of its DSN. Checked on a role of this test's own, then dropped."""
+    from services.common import db_roles
+    from services.common.config import Secret
+
+    role = db_roles.Role(f"leadflow_t_{settings.postgres_schema[2:]}", "reader_postgres_dsn")
+    host = settings.postgres_dsn.reveal().rsplit("@", 1)[1]
+    s = settings.with_changes(reader_postgres_dsn=Secret(f"postgresql://{role.name}:s3cr'et@{host}"))
+    admin = await connect(settings)
+    original = db_roles.ROLES
+    try:
+        db_roles.ROLES = (role,)
+        assert await db_roles.ensure_roles(admin, s) == [role.name]
+        verifier = await admin.fetchval("SELECT rolpassword FROM pg_authid WHERE rolname = $1", role.name)
+        assert verifier and verifier.startswith("SCRAM-SHA-256$")
+        assert await db_roles.ensure_roles(admin, s) == []      # exists: left as it is
+    finally:
+        db_roles.ROLES = original
+        await admin.execute(f'DROP ROLE IF EXISTS "{role.name}"')
+        await admin.close()
