@@ -115,6 +115,9 @@ class Settings:
     # API keys per source, "source:sha256hex,source2:sha256hex" (hashes, never the keys)
     ingest_api_keys: Secret = field(default_factory=lambda: Secret(""))
     ingest_hmac_secret: Secret = field(default_factory=lambda: Secret(""))
+    # The key the local stack's Prometheus presents to ingest's /metrics (one of the API keys
+    # above, e.g. the `scraper` source's); empty: it scrapes without one (dev mode).
+    prometheus_ingest_key: Secret = field(default_factory=lambda: Secret(""))
     # lifecycle / sla monitor metrics ports
     lifecycle_metrics_port: int = 9101
     sla_metrics_port: int = 9102
@@ -208,6 +211,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ingest_port=_port(env, "LEADFLOW_INGEST_PORT", 8080),
         ingest_api_keys=Secret(env.get("LEADFLOW_INGEST_API_KEYS", "")),
         ingest_hmac_secret=Secret(env.get("LEADFLOW_INGEST_HMAC_SECRET", "")),
+        prometheus_ingest_key=Secret(env.get("LEADFLOW_PROMETHEUS_INGEST_KEY", "")),
         lifecycle_metrics_port=_port(env, "LEADFLOW_LIFECYCLE_METRICS_PORT", 9101),
         sla_metrics_port=_port(env, "LEADFLOW_SLA_METRICS_PORT", 9102),
         sla_policy_file=env.get("LEADFLOW_SLA_POLICY", ""),
@@ -241,6 +245,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "LEADFLOW_INGEST_PORT": str(settings.ingest_port),
         "LEADFLOW_INGEST_API_KEYS": settings.ingest_api_keys.reveal(),
         "LEADFLOW_INGEST_HMAC_SECRET": settings.ingest_hmac_secret.reveal(),
+        "LEADFLOW_PROMETHEUS_INGEST_KEY": settings.prometheus_ingest_key.reveal(),
         "LEADFLOW_LIFECYCLE_METRICS_PORT": str(settings.lifecycle_metrics_port),
         "LEADFLOW_SLA_METRICS_PORT": str(settings.sla_metrics_port),
         "LEADFLOW_SLA_POLICY": settings.sla_policy_file,

@@ -52,6 +52,7 @@ class Run:
     pg_logins: dict[str, set[str]]                  # service -> the PostgreSQL users its connections use
     metrics: dict[str, str] = field(default_factory=dict)
     statuses: list[int] = field(default_factory=list)
+    scrape_health: dict[str, str] = field(default_factory=dict)   # Prometheus job -> its target's health
 
 
 def _stamp(t: datetime) -> str:
@@ -125,7 +126,8 @@ async def run(stack, tmp_path_factory) -> Run:
     )
     await ensure_topics(settings)
     prometheus = PrometheusNode(home / "prometheus", ports.prometheus, ports, service_ports={
-        8080: settings.ingest_port, 9101: settings.lifecycle_metrics_port, 9102: settings.sla_metrics_port})
+        8080: settings.ingest_port, 9101: settings.lifecycle_metrics_port, 9102: settings.sla_metrics_port},
+        ingest_key=Secret(scraper_key))
     alertmanager = AlertmanagerNode(home / "alertmanager", ports.alertmanager)
     services = ServiceProcesses(settings)
     now = datetime.now(timezone.utc).replace(microsecond=0)
@@ -180,6 +182,7 @@ async def run(stack, tmp_path_factory) -> Run:
                 async with session.get(f"http://127.0.0.1:{port}/metrics", headers=headers) as resp:
                     assert resp.status == 200, name
                     metrics[name] = await resp.text()
+        scrape_health = await _scrape_health(prometheus)
         service_pids = {spec.name: _tree(read_pid(services.dir / f"{spec.name}.pid")) for spec in SERVICES}
         components = {
             **service_pids,
@@ -191,11 +194,24 @@ async def run(stack, tmp_path_factory) -> Run:
         listening = {name: _listening(pids) for name, pids in components.items()}
         pg_port = int(settings.postgres_dsn.reveal().rsplit(":", 1)[1].split("/")[0])
         pg_logins = {name: await _pg_logins(settings, pids, pg_port) for name, pids in service_pids.items()}
-        yield Run(settings, home, secrets, listening, pg_logins, metrics, statuses)
+        yield Run(settings, home, secrets, listening, pg_logins, metrics, statuses, scrape_health)
     finally:
         services.stop(log=lambda _line: None)
         prometheus.stop()
         alertmanager.stop()
+
+
+async def _scrape_health(prometheus: PrometheusNode, timeout: float = 30) -> dict[str, str]:
+    """Each scrape job's target health once every one has been scraped (or the timeout)."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while True:
+            async with session.get(f"{prometheus.url}/api/v1/targets") as resp:
+                targets = (await resp.json())["data"]["activeTargets"]
+            health = {t["labels"]["job"]: t["health"] for t in targets}
+            if all(h != "unknown" for h in health.values()) or time.monotonic() > deadline:
+                return health
+            await asyncio.sleep(1)
 
 
 async def _unreadable_records(settings, tag: str, emails: list[str], companies: list[str]) -> None:
@@ -258,6 +274,16 @@ def test_the_services_log_in_to_postgres_as_their_own_roles(run: Run):
     assert run.pg_logins["ingest"] == set()      # ingest does not use PostgreSQL
 
 
+def test_prometheus_scrapes_ingest_with_its_key(run: Run):
+    """Outside dev mode ingest's /metrics needs a key: the stack's Prometheus presents the
+    scraper's (LEADFLOW_PROMETHEUS_INGEST_KEY) from a file of its own, readable by its user only."""
+    assert run.scrape_health["leadflow-ingest"] == "up", run.scrape_health
+    assert run.scrape_health["leadflow-lifecycle"] == "up" and run.scrape_health["leadflow-sla-monitor"] == "up"
+    key_file = run.home / "prometheus" / "ingest-metrics.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert key_file.read_text() not in (run.home / "prometheus" / "prometheus.yml").read_text()
+
+
 def test_the_run_exercised_accepted_and_refused_requests(run: Run):
     assert run.statuses.count(202) == 2 * LEADS     # the events, and the duplicates (202, refused later)
     assert run.statuses.count(401) == 2 * LEADS     # wrong key, wrong signature
@@ -269,8 +295,8 @@ def _log_files(roots: list[Path]) -> list[Path]:
     files = []
     for root in roots:
         for path in root.rglob("*"):
-            if not path.is_file() or SEGMENT.match(path.name):
-                continue
+            if not path.is_file() or SEGMENT.match(path.name) or path.suffix == ".key":
+                continue    # data, or a key file (mode 0600, where a key belongs)
             if DATA_DIRS & set(path.relative_to(root).parts[:-1]):
                 continue
             files.append(path)
