@@ -48,57 +48,46 @@ async def test_no_role_is_privileged(prepared):
     assert {r["tableowner"] for r in owners}.isdisjoint({r.name for r in ROLES})
 
 
-async def test_lifecycle_role_writes_its_store_and_nothing_else(prepared):
-    conn = await _as(prepared, LIFECYCLE)
+# role -> (statements it must be allowed, statements the server must refuse it)
+ABILITIES = {
+    LIFECYCLE: (
+        ["INSERT INTO consumer_offsets (group_id, topic, partition, next_offset) VALUES ('g', 't', 0, 5)",
+         "UPDATE consumer_offsets SET next_offset = 6 WHERE group_id = 'g'",
+         "SELECT next_offset FROM consumer_offsets", "DELETE FROM leads WHERE lead_id = 'none'",
+         "SELECT count(*) FROM lead_events"],
+        ["SELECT * FROM sla_clocks", "UPDATE sla_owner SET epoch = 99", "DROP TABLE lead_events",
+         "TRUNCATE lead_events", "ALTER TABLE leads ADD COLUMN x int", "CREATE TABLE intruder (id int)",
+         "DELETE FROM leadflow_migrations", "CREATE SCHEMA intruder"],
+    ),
+    SLA: (
+        ["UPDATE sla_owner SET epoch = epoch + 1 WHERE id = 1",
+         # bigserial: the role may draw from the table's sequence
+         "INSERT INTO sla_emissions (subject_id, kind, sla, outcome, emitted_at, record_key, record_value) "
+         "VALUES ('c', 'start', 's', 'open', now(), '\\x00', '\\x00')",
+         "SELECT count(*) FROM sla_clocks"],
+        ["SELECT * FROM lead_events", "INSERT INTO leads (lead_id) VALUES ('x')", "DROP TABLE sla_clocks",
+         "TRUNCATE sla_emissions", "CREATE TABLE intruder (id int)", "DELETE FROM leadflow_migrations"],
+    ),
+    READER: (
+        ["SELECT count(*) FROM leads", "SELECT count(*) FROM lead_events", "SELECT count(*) FROM sla_clocks",
+         "SELECT epoch FROM sla_owner"],
+        ["INSERT INTO consumer_offsets (group_id, topic, partition, next_offset) VALUES ('g', 't', 0, 5)",
+         "UPDATE sla_owner SET epoch = 99", "DELETE FROM lead_events", "DROP TABLE leads",
+         "CREATE TABLE intruder (id int)", "CREATE SCHEMA intruder"],
+    ),
+}
+
+
+@pytest.mark.parametrize("role", list(ABILITIES), ids=lambda r: r.name)
+async def test_each_role_does_what_its_service_needs_and_nothing_else(prepared, role):
+    allowed, refused = ABILITIES[role]
+    conn = await _as(prepared, role)
     try:
-        assert await conn.fetchval("SELECT current_user") == LIFECYCLE.name
-        await conn.execute("INSERT INTO consumer_offsets (group_id, topic, partition, next_offset) VALUES ('g', 't', 0, 5)")
-        await conn.execute("UPDATE consumer_offsets SET next_offset = 6 WHERE group_id = 'g'")
-        assert await conn.fetchval("SELECT next_offset FROM consumer_offsets WHERE group_id = 'g'") == 6
-        await conn.execute("DELETE FROM leads WHERE lead_id = 'none'")
-        await _refused(conn, "SELECT * FROM sla_clocks")
-        await _refused(conn, "UPDATE sla_owner SET epoch = 99")
-        await _refused(conn, "DROP TABLE lead_events")
-        await _refused(conn, "TRUNCATE lead_events")
-        await _refused(conn, "ALTER TABLE leads ADD COLUMN x int")
-        await _refused(conn, "CREATE TABLE intruder (id int)")
-        await _refused(conn, "DELETE FROM leadflow_migrations")
-        await _refused(conn, "CREATE SCHEMA intruder")
-    finally:
-        await conn.close()
-
-
-async def test_sla_role_writes_its_state_and_nothing_else(prepared):
-    conn = await _as(prepared, SLA)
-    try:
-        assert await conn.fetchval("SELECT current_user") == SLA.name
-        epoch = await conn.fetchval("UPDATE sla_owner SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch")
-        assert epoch == 1
-        # bigserial: the role may draw from the table's sequence
-        await conn.execute(
-            "INSERT INTO sla_emissions (subject_id, kind, sla, outcome, emitted_at, record_key, record_value) "
-            "VALUES ('c', 'start', 's', 'open', now(), '\\x00', '\\x00')")
-        await _refused(conn, "SELECT * FROM lead_events")
-        await _refused(conn, "INSERT INTO leads (lead_id) VALUES ('x')")
-        await _refused(conn, "DROP TABLE sla_clocks")
-        await _refused(conn, "TRUNCATE sla_emissions")
-        await _refused(conn, "CREATE TABLE intruder (id int)")
-    finally:
-        await conn.close()
-
-
-async def test_reader_role_reads_both_and_writes_nothing(prepared):
-    conn = await _as(prepared, READER)
-    try:
-        assert await conn.fetchval("SELECT current_user") == READER.name
-        assert await conn.fetchval("SELECT count(*) FROM leads") == 0
-        assert await conn.fetchval("SELECT count(*) FROM sla_clocks") == 0
-        assert await conn.fetchval("SELECT epoch FROM sla_owner") == 0
-        await _refused(conn, "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset) VALUES ('g', 't', 0, 5)")
-        await _refused(conn, "UPDATE sla_owner SET epoch = 99")
-        await _refused(conn, "DELETE FROM lead_events")
-        await _refused(conn, "DROP TABLE leads")
-        await _refused(conn, "CREATE TABLE intruder (id int)")
+        assert await conn.fetchval("SELECT current_user") == role.name
+        for sql in allowed:
+            await conn.execute(sql)
+        for sql in refused:
+            await _refused(conn, sql)
     finally:
         await conn.close()
 
