@@ -138,7 +138,8 @@ def judge(policy, transitions: list[Any], until: datetime | None) -> dict[tuple,
                           parse_rfc3339(line["started_at"]), _when(line["due_at"]), _when(line["stopped_at"]),
                           bool(line.get("corrected")))
     for line in lines[len(started):]:
-        key = ("window", line["sla"], line["scope"].get("owner", ""), line["window_start"])
+        # scope: {} / {"owner": ...} / {"team": ...}, and a pace checkpoint's day
+        key = ("window", line["sla"], tuple(sorted(line["scope"].items())), line["window_start"])
         out[key] = Judged(key, line["sla"], owner_team(kinds.get(line["sla"], "")), None, dict(line["scope"]),
                           line["outcome"], parse_rfc3339(line["window_start"]), _when(line["window_end"]), None,
                           False)

@@ -523,9 +523,9 @@ def sla_attainment() -> dm.Dashboard:
     ))
     b.add(ts(
         "Volume windows closed below target",
-        "Weekly and monthly windows that closed with outcome breached, per day.",
+        "Volume windows and pace checkpoints judged below target (any volume SLA), per day.",
         [(
-            'sum by (sla, team) (increase(leadflow_sla_breaches_total{sla=~"marketing_weekly_volume|rep_monthly_volume"}[1d]))',
+            'sum by (sla, team) (increase(leadflow_sla_window_breaches_total[1d]))',
             "{{sla}} / {{team}}",
         )],
         w=24,

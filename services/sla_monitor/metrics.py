@@ -13,12 +13,25 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.common.metrics import ConsumerLag
 from services.sla_monitor.domain import Clock, Emission, Policy
-from services.sla_monitor.domain.clocks import BREACHED, CANCELLED, CORRECTED, MET, STARTED, WINDOW_CLOSED
+from services.sla_monitor.domain.clocks import (
+    BREACHED,
+    CANCELLED,
+    CORRECTED,
+    LATE_STOP,
+    MET,
+    STARTED,
+    WINDOW_CLOSED,
+    WINDOW_REJUDGED,
+)
 from services.sla_monitor.domain.policy import WINDOW_KINDS, MARKETING_WEEKLY_VOLUME
 from services.sla_monitor.records import owner_team
 
 SERVICE = "sla_monitor"
 OUTCOMES = (MET, BREACHED, CANCELLED)
+# `declared`: on time, or late (more than the policy's late_declaration_after after the time the
+# decision is about: a backlog or a backfill). Paging and burn-rate rules read on_time only.
+ON_TIME, LATE = "on_time", "late"
+DECLARED = (ON_TIME, LATE)
 ERROR_KINDS = ("kafka", "postgres", "decode", "publish", "timer", "internal")
 TIME_TO_ACTION_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 345600, 604800,
                           2592000, 7776000)
@@ -74,9 +87,13 @@ class SlaMetrics:
         self.policy = policy
         self._kind = {rule.name: rule.kind for rule in policy.rules}
         self.outcomes = Counter("leadflow_sla_outcomes_total", "Clocks and windows decided (first decision)",
-                                ["sla", "team", "outcome"], registry=registry)
-        self.breaches = Counter("leadflow_sla_breaches_total", "Breaches (clocks and windows below target)",
-                                ["sla", "team"], registry=registry)
+                                ["sla", "team", "outcome", "declared"], registry=registry)
+        self.breaches = Counter("leadflow_sla_breaches_total",
+                                "Breaches (clocks, windows below target, windows corrected to breached)",
+                                ["sla", "team", "declared"], registry=registry)
+        self.window_breaches = Counter("leadflow_sla_window_breaches_total",
+                                       "Volume windows and pace checkpoints judged below target, or corrected to it",
+                                       ["sla", "team", "declared"], registry=registry)
         self.clocks_open = Gauge("leadflow_sla_clocks_open", "Clocks currently open", ["sla", "team"],
                                  registry=registry)
         self.clocks_at_risk = Gauge("leadflow_sla_clocks_at_risk",
@@ -89,8 +106,9 @@ class SlaMetrics:
                                   ["sla", "scope"], registry=registry)
         self.volume_target = Gauge("leadflow_sla_volume_target", "Target of the current window",
                                    ["sla", "scope"], registry=registry)
-        self.corrections = Counter("leadflow_sla_corrections_total", "Breaches corrected to met",
-                                   ["sla", "team"], registry=registry)
+        self.corrections = Counter("leadflow_sla_corrections_total",
+                                   "Declared outcomes corrected by late events: a breach to met or cancelled, "
+                                   "a window to its new outcome", ["sla", "team", "to"], registry=registry)
         self.timer_last_run = Gauge("leadflow_sla_timer_last_run_timestamp_seconds",
                                     "Unix time of the last timer tick", registry=registry)
         self.lag = ConsumerLag(registry, SERVICE)
@@ -114,11 +132,16 @@ class SlaMetrics:
         if (sla, team) in self._known:
             return
         self._known.add((sla, team))
+        for declared in DECLARED:
+            for outcome in OUTCOMES:
+                self.outcomes.labels(sla, team, outcome, declared)
+            self.breaches.labels(sla, team, declared)
         for outcome in OUTCOMES:
-            self.outcomes.labels(sla, team, outcome)
-        self.breaches.labels(sla, team)
-        self.corrections.labels(sla, team)
-        if self._kind.get(sla) not in WINDOW_KINDS:
+            self.corrections.labels(sla, team, outcome)
+        if self._kind.get(sla) in WINDOW_KINDS:
+            for declared in DECLARED:
+                self.window_breaches.labels(sla, team, declared)
+        else:
             self.time_to_action.labels(sla, team)
             self.clocks_open.labels(sla, team).set(0)
             self.clocks_at_risk.labels(sla, team).set(0)
@@ -136,52 +159,59 @@ class SlaMetrics:
         """Counters of committed emissions (each emission is committed exactly once). Counted per
         batch: increments are summed per series first, so each series is touched once (a
         prometheus-client `labels()` look-up and `inc()` cost microseconds each)."""
-        outcomes: dict[tuple[str, str, str], int] = {}
-        breaches: dict[tuple[str, str], int] = {}
-        corrections: dict[tuple[str, str], int] = {}
+        outcomes: dict[tuple[str, str, str, str], int] = {}
+        breaches: dict[tuple[str, str, str], int] = {}
+        corrections: dict[tuple[str, str, str], int] = {}
+        window_breaches: dict[tuple[str, str, str], int] = {}
         seconds_by_pair: dict[tuple[str, str], list[float]] = {}
         team_cache: dict[object, str] = {}
         for emission in emissions:
             kind = emission.kind
             clock = emission.clock
+            declared = LATE if emission.late else ON_TIME
             if clock is not None:
-                if kind == STARTED:
-                    # A started clock counts nothing, but creates its (sla, team) series.
-                    pair = (clock.sla, self._clock_team(clock, team_cache))
-                    if pair not in self._known:
-                        self.know(*pair)
-                    continue
                 pair = (clock.sla, self._clock_team(clock, team_cache))
                 if pair not in self._known:
-                    self.know(*pair)
+                    self.know(*pair)  # a started clock counts nothing, but creates its series
+                if kind == STARTED or kind == LATE_STOP:  # a late stop changes no outcome
+                    continue
                 if kind in OUTCOMES:
-                    key = (pair[0], pair[1], kind)
+                    key = (pair[0], pair[1], kind, declared)
                     outcomes[key] = outcomes.get(key, 0) + 1
                     if kind == BREACHED:
-                        breaches[pair] = breaches.get(pair, 0) + 1
+                        breach = (pair[0], pair[1], declared)
+                        breaches[breach] = breaches.get(breach, 0) + 1
                     elif kind == MET and clock.stopped_at is not None:
                         seconds = (clock.stopped_at - clock.started_at).total_seconds()
                         seconds_by_pair.setdefault(pair, []).append(max(0.0, seconds))
                 elif kind == CORRECTED:
-                    corrections[pair] = corrections.get(pair, 0) + 1
+                    key = (pair[0], pair[1], clock.outcome or MET)
+                    corrections[key] = corrections.get(key, 0) + 1
                 else:  # pragma: no cover - the engine emits no other clock kinds
                     self.error("internal")
-            elif kind == WINDOW_CLOSED and emission.window is not None:
+            elif emission.window is not None and kind != WINDOW_REJUDGED:
                 window = emission.window
                 team = owner_team(window.kind)
                 self.know(window.sla, team)
                 outcome = window.outcome or BREACHED
-                key = (window.sla, team, outcome)
-                outcomes[key] = outcomes.get(key, 0) + 1
-                if outcome == BREACHED:
-                    pair = (window.sla, team)
-                    breaches[pair] = breaches.get(pair, 0) + 1
+                if kind == WINDOW_CLOSED:
+                    key = (window.sla, team, outcome, declared)
+                    outcomes[key] = outcomes.get(key, 0) + 1
+                elif kind == CORRECTED:
+                    fix = (window.sla, team, outcome)
+                    corrections[fix] = corrections.get(fix, 0) + 1
+                if outcome == BREACHED:  # closed below target, or corrected to below target
+                    breach = (window.sla, team, declared)
+                    breaches[breach] = breaches.get(breach, 0) + 1
+                    window_breaches[breach] = window_breaches.get(breach, 0) + 1
         for key, n in outcomes.items():
             self.outcomes.labels(*key).inc(n)
-        for pair, n in breaches.items():
-            self.breaches.labels(*pair).inc(n)
-        for pair, n in corrections.items():
-            self.corrections.labels(*pair).inc(n)
+        for key, n in breaches.items():
+            self.breaches.labels(*key).inc(n)
+        for key, n in corrections.items():
+            self.corrections.labels(*key).inc(n)
+        for key, n in window_breaches.items():
+            self.window_breaches.labels(*key).inc(n)
         for pair, values in seconds_by_pair.items():
             observe = self.time_to_action.labels(*pair).observe
             for value in values:

@@ -21,6 +21,7 @@ from services.sla_monitor.domain.policy import (
     REP_MONTHLY_VOLUME,
     SALES_ACCEPTANCE,
     SPEED_TO_LEAD,
+    VOLUME,
     Policy,
 )
 
@@ -33,6 +34,7 @@ OWNER_TEAM: dict[str, str] = {
     CLOSED_LOOP_FEEDBACK: "sales",
     MARKETING_WEEKLY_VOLUME: "marketing",
     REP_MONTHLY_VOLUME: "marketing",
+    VOLUME: "marketing",  # volume goals are what marketing (or a joint campaign) delivers
 }
 
 
@@ -125,6 +127,7 @@ def outcome_record(emission: Emission, emitted_at: datetime) -> dict[str, Any]:
             "policy_version": emission.policy_version,
             "team": clock.team,
             "emitted_at": emitted_at,
+            "late": emission.late,
         }
     window = emission.window
     assert window is not None
@@ -132,7 +135,7 @@ def outcome_record(emission: Emission, emitted_at: datetime) -> dict[str, Any]:
         "kind": emission.kind,
         "sla": window.sla,
         "lead_id": None,
-        "scope": {} if window.owner is None else {"owner": window.owner},
+        "scope": window.outcome_line()["scope"],
         "clock_id": window_id(window.key),
         "outcome": window.outcome or "open",
         "started_at": window.window_start,
@@ -145,8 +148,9 @@ def outcome_record(emission: Emission, emitted_at: datetime) -> dict[str, Any]:
         "fit_share": window.fit_share if window.weekly else None,
         "attempts": None,
         "required": None,
-        "corrected": False,
+        "corrected": window.corrected,
         "policy_version": emission.policy_version,
         "team": None,
         "emitted_at": emitted_at,
+        "late": emission.late,
     }

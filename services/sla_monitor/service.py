@@ -36,6 +36,7 @@ from services.common.metrics import serve_metrics
 from services.common.timefmt import format_utc, parse_rfc3339
 from services.sla_monitor import store
 from services.sla_monitor.domain import Emission, Policy, SlaEngine
+from services.sla_monitor.domain.clocks import WINDOW_REJUDGED
 from services.sla_monitor.metrics import SlaMetrics, WindowView
 from services.sla_monitor.records import (
     clock_id,
@@ -113,13 +114,31 @@ def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def coalesce_rejudged(emissions: list[Emission]) -> list[Emission]:
+    """A batch of late leads re-judges a window once per lead: of its `window_rejudged`
+    emissions only the last of the batch goes out (the later ones carry every count before them).
+    Corrections and first judgements all go out, each counted."""
+    last: dict[tuple, int] = {}
+    for index, emission in enumerate(emissions):
+        if emission.window is not None:
+            last[emission.window.key] = index
+    if len(last) == sum(1 for e in emissions if e.window is not None):
+        return emissions  # at most one emission per window: the usual case
+    return [e for i, e in enumerate(emissions)
+            if e.kind != WINDOW_REJUDGED or last[e.window.key] == i]  # type: ignore[union-attr]
+
+
 def _window_view(snapshot: Mapping[str, Any]) -> WindowView:
     return WindowView(snapshot["sla"], snapshot["owner"], parse_rfc3339(snapshot["window_start"]),
                       parse_rfc3339(snapshot["window_end"]), len(snapshot["leads"]), snapshot["target"])
 
 
 def _window_id_of(snapshot: Mapping[str, Any]) -> str:
-    return window_id((snapshot["sla"], snapshot["owner"] or "", format_utc(parse_rfc3339(snapshot["window_start"]))))
+    """The id of a window snapshot (Window.make_key's, without building the window)."""
+    start = format_utc(parse_rfc3339(snapshot["window_start"]))
+    if snapshot.get("checkpoint"):
+        start = f"{start}/pace/{snapshot['checkpoint']}"
+    return window_id((snapshot["sla"], snapshot["owner"] or "", start))
 
 
 class SlaMonitor:
@@ -181,7 +200,7 @@ class SlaMonitor:
             log.info("another sla_monitor instance is the writer: waiting as a standby")
             await store.wait_lock(conn, key)
         self.epoch = await store.claim(conn, s.instance_id)
-        stored = await store.load_state(conn, self.input_topic)
+        stored = await store.load_state(conn, self.input_topic, lead_attributes=bool(self.policy.lead_attributes))
         if stored.snapshot is not None:
             self.engine = SlaEngine.restore(self.policy, stored.snapshot, keep_history=False)
             if stored.policy_version != self.policy.version:
@@ -189,7 +208,8 @@ class SlaMonitor:
                          self.policy.version, stored.policy_version)
         self.offsets = dict(stored.offsets)
         for snap in stored.windows:
-            self.windows[_window_id_of(snap)] = _window_view(snap)
+            if snap["outcome"] is None and not snap.get("checkpoint"):  # the gauges show periods
+                self.windows[_window_id_of(snap)] = _window_view(snap)
         log.info("sla_monitor state: %d clocks awaiting a stop, %d windows, offsets %s, epoch %d, policy %s",
                  sum(1 for _ in self.engine.live_clocks()), len(stored.windows), self.offsets or "{}",
                  self.epoch, self.policy.version)
@@ -304,6 +324,7 @@ class SlaMonitor:
             if self.cpu_first is None:
                 self.cpu_first = time.process_time()
             engine = self.engine
+            engine.declaring_at = self.now()  # late declarations are marked by the wall clock
             offsets = self.offsets
             commit = store.Commit()
             next_offsets: dict[int, int] = {}
@@ -415,6 +436,7 @@ class SlaMonitor:
             if self.stopping or self.fatal is not None:
                 return 0
             now = self.now()
+            self.engine.declaring_at = now
             emissions = self.engine.advance(now)
             if emissions or self.engine.has_changes:  # e.g. breaches past their correction window
                 await self._commit(store.Commit(), emissions)
@@ -431,8 +453,10 @@ class SlaMonitor:
         commit.clocks = changes.clocks
         commit.windows = changes.windows
         commit.state = changes.state
+        commit.lead_attributes = changes.lead_attributes
         commit.policy_version = self.policy.version
         emitted_at = self.now()
+        emissions = coalesce_rejudged(emissions)
         encode = self.codec_out.encode
         encode_clock = self.outcome_encoder.encode
         rows = []
@@ -440,16 +464,17 @@ class SlaMonitor:
             clock = emission.clock
             if clock is not None:
                 cid = clock_id(clock.key)
-                value = encode_clock(clock, emission.kind, emission.policy_version, cid, emitted_at)
+                value = encode_clock(clock, emission.kind, emission.policy_version, cid, emitted_at, emission.late)
                 if value is not None:  # else the codec's path below writes (or explains) it
                     rows.append(store.OutboxRow(
                         cid, emission.kind, clock.sla, clock.lead_id, clock.team, clock.outcome or "open",
-                        emitted_at, lead_key(clock.lead_id), value))
+                        emitted_at, lead_key(clock.lead_id), value, 0, emission.late))
                     continue
             record = outcome_record(emission, emitted_at)
             rows.append(store.OutboxRow(
                 record["clock_id"], emission.kind, record["sla"], record["lead_id"], record["team"],
-                record["outcome"], emitted_at, emission_key(emission), encode(record)))
+                record["outcome"], emitted_at, emission_key(emission), encode(record), emission.revision,
+                emission.late))
         commit.emissions = rows
         clock_ids = [clock_id((c["sla"], c["lead_id"], c["start_event_id"])) for c in changes.clocks]
         window_ids = [_window_id_of(w) for w in changes.windows]
@@ -464,7 +489,7 @@ class SlaMonitor:
         self.metrics.count_emissions(emissions)
         self.emissions_committed += len(emissions)
         for snap, wid in zip(changes.windows, window_ids):
-            if snap["final"]:
+            if snap["final"] or snap["outcome"] is not None or snap.get("checkpoint"):  # gauges: periods being counted
                 self.windows.pop(wid, None)
             else:
                 self.windows[wid] = _window_view(snap)

@@ -78,18 +78,22 @@ class StoredState:
     windows: list[dict[str, Any]]            # window snapshots not yet final
 
 
-async def load_state(conn: asyncpg.Connection, topic: str) -> StoredState:
+async def load_state(conn: asyncpg.Connection, topic: str, lead_attributes: bool = False) -> StoredState:
+    """What a starting monitor resumes from; `lead_attributes`: the policy reads them (else the
+    table is not read)."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         row = await conn.fetchrow("SELECT policy_version, state FROM sla_engine_state WHERE id = 1")
         clocks = await conn.fetch("SELECT snapshot FROM sla_clocks WHERE NOT final ORDER BY started_at, clock_id")
         windows = await conn.fetch("SELECT snapshot FROM sla_windows WHERE NOT final ORDER BY window_start, window_id")
         offsets = await conn.fetch("SELECT partition, next_offset FROM sla_input_offsets WHERE topic = $1", topic)
+        attributes = await conn.fetch("SELECT lead_id, attributes FROM sla_lead_attributes") if lead_attributes else []
     window_snaps = [json.loads(r["snapshot"]) for r in windows]
     snapshot = None
     if row is not None:
         snapshot = dict(json.loads(row["state"]))
         snapshot["clocks"] = [json.loads(r["snapshot"]) for r in clocks]
         snapshot["windows"] = window_snaps
+        snapshot["lead_attributes"] = {r["lead_id"]: json.loads(r["attributes"]) for r in attributes}
     return StoredState(
         snapshot=snapshot,
         policy_version=None if row is None else row["policy_version"],
@@ -109,6 +113,8 @@ class OutboxRow:
     emitted_at: Any  # datetime
     key: bytes
     value: bytes
+    revision: int = 0  # a window's emission count (re-judged windows); 0 for clocks
+    late: bool = False  # declared long after the time it is about: never paged
 
 
 @dataclass
@@ -122,6 +128,7 @@ class Commit:
     emissions: list[OutboxRow] = field(default_factory=list)
     offsets: dict[int, int] = field(default_factory=dict)          # input partition -> next offset
     unreadable: list[tuple[int, int, bytes | None, bytes | None, str]] = field(default_factory=list)
+    lead_attributes: dict[str, dict[str, str]] = field(default_factory=dict)  # lead -> campaign, country
 
     @property
     def empty(self) -> bool:
@@ -131,7 +138,7 @@ class Commit:
 @dataclass
 class Written:
     emission_ids: list[int]
-    duplicates: int  # emissions already in the outbox (each kind once per clock): should be 0
+    duplicates: int  # emissions already in the outbox (a retried commit): should be 0
     # The outbox rows this transaction inserted, as the relay publishes them: (id, key, value) in id order.
     published: list[tuple[int, bytes, bytes]] = field(default_factory=list)
 
@@ -148,6 +155,13 @@ async def write(conn: asyncpg.Connection, epoch: int, topic: str, commit: Commit
             await _upsert_clocks(conn, commit.clocks, clock_ids)
         if commit.windows:
             await _upsert_windows(conn, commit.windows, window_ids)
+        if commit.lead_attributes:
+            leads = sorted(commit.lead_attributes)
+            await conn.execute(
+                """INSERT INTO sla_lead_attributes (lead_id, attributes, updated_at)
+                   SELECT l, a::jsonb, now() FROM unnest($1::text[], $2::text[]) AS u(l, a)
+                   ON CONFLICT (lead_id) DO UPDATE SET attributes = EXCLUDED.attributes, updated_at = now()""",
+                leads, [_dumps(commit.lead_attributes[lead]) for lead in leads])
         if commit.state is not None:
             await conn.execute(
                 """INSERT INTO sla_engine_state (id, policy_version, state, updated_at) VALUES (1, $1, $2::jsonb, now())
@@ -160,22 +174,22 @@ async def write(conn: asyncpg.Connection, epoch: int, topic: str, commit: Commit
             e = commit.emissions
             rows = await conn.fetch(
                 """INSERT INTO sla_emissions (subject_id, kind, sla, lead_id, team, outcome, emitted_at,
-                                              record_key, record_value)
-                   SELECT s, k, sl, l, t, o, e, rk, rv
+                                              record_key, record_value, revision, late)
+                   SELECT s, k, sl, l, t, o, e, rk, rv, rev, lt
                    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                               $7::timestamptz[], $8::bytea[], $9::bytea[])
-                        WITH ORDINALITY AS u(s, k, sl, l, t, o, e, rk, rv, ord)
+                               $7::timestamptz[], $8::bytea[], $9::bytea[], $10::int[], $11::bool[])
+                        WITH ORDINALITY AS u(s, k, sl, l, t, o, e, rk, rv, rev, lt, ord)
                    ORDER BY ord
                    ON CONFLICT ON CONSTRAINT sla_emissions_once DO NOTHING
-                   RETURNING id, subject_id, kind""",
+                   RETURNING id, subject_id, kind, revision""",
                 [r.subject_id for r in e], [r.kind for r in e], [r.sla for r in e], [r.lead_id for r in e],
                 [r.team for r in e], [r.outcome for r in e], [r.emitted_at for r in e],
-                [r.key for r in e], [r.value for r in e])
-            by_subject: dict[tuple[str, str], OutboxRow] = {}
-            for r in e:  # the first of a (subject, kind) is the one inserted (ORDER BY ord)
-                by_subject.setdefault((r.subject_id, r.kind), r)
-            for row_id, subject, kind in sorted(tuple(r) for r in rows):
-                mine = by_subject[(subject, kind)]
+                [r.key for r in e], [r.value for r in e], [r.revision for r in e], [r.late for r in e])
+            by_subject: dict[tuple[str, str, int], OutboxRow] = {}
+            for r in e:  # the first of a (subject, kind, revision) is the one inserted (ORDER BY ord)
+                by_subject.setdefault((r.subject_id, r.kind, r.revision), r)
+            for row_id, subject, kind, revision in sorted(tuple(r) for r in rows):
+                mine = by_subject[(subject, kind, revision)]
                 inserted.append((row_id, mine.key, mine.value))
             ids = [row[0] for row in inserted]
         if commit.offsets:

@@ -286,7 +286,7 @@ class LifecycleReader:
 OUTCOME_LAYOUT = (
     "kind", "sla", "lead_id", "scope", "clock_id", "outcome", "started_at", "due_at", "stopped_at",
     "window_start", "window_end", "count", "target", "fit_share", "attempts", "required", "corrected",
-    "policy_version", "team", "emitted_at",
+    "policy_version", "team", "emitted_at", "late",
 )
 _TS = {"type": "long", "logicalType": "timestamp-micros"}
 OUTCOME_TYPES = {
@@ -295,7 +295,7 @@ OUTCOME_TYPES = {
     "window_start": ["null", _TS], "window_end": ["null", _TS], "count": ["null", "long"],
     "target": ["null", "long"], "fit_share": ["null", "double"], "attempts": ["null", "int"],
     "required": ["null", "int"], "corrected": "boolean", "policy_version": "string",
-    "team": ["null", "string"], "emitted_at": _TS,
+    "team": ["null", "string"], "emitted_at": _TS, "late": "boolean",
 }
 _INT_MIN, _INT_MAX = -(1 << 31), (1 << 31) - 1
 
@@ -349,7 +349,8 @@ class ClockOutcomeEncoder:
                 self.strings[text] = raw
         return raw
 
-    def encode(self, clock, kind: str, policy_version: str, clock_id: str, emitted_at: datetime) -> bytes | None:
+    def encode(self, clock, kind: str, policy_version: str, clock_id: str, emitted_at: datetime,
+               late: bool = False) -> bytes | None:
         if not self.fast:
             return None
         try:
@@ -380,7 +381,7 @@ class ClockOutcomeEncoder:
                 b"\x00\x00\x00\x00\x00",                       # window_start/end, count, target, fit_share
                 ints, b"\x01" if clock.corrected else b"\x00", self._string(policy_version),
                 b"\x00" if team is None else b"\x02" + self._string(team),
-                encode_long(_micros(emitted_at)),
+                encode_long(_micros(emitted_at)), b"\x01" if late else b"\x00",
             ))
         except (UnicodeEncodeError, TypeError, AttributeError, OverflowError):
             return None

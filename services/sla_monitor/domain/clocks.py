@@ -21,9 +21,11 @@ OPEN = "open"
 
 # Emission kinds.
 STARTED = "started"
-CORRECTED = "corrected"
-WINDOW_CLOSED = "window_closed"
-EMISSION_KINDS = (STARTED, MET, BREACHED, CANCELLED, CORRECTED, WINDOW_CLOSED)
+CORRECTED = "corrected"  # a declared breach decided otherwise (met, cancelled), or a window's outcome changed
+WINDOW_CLOSED = "window_closed"  # a window judged for the first time
+WINDOW_REJUDGED = "window_rejudged"  # a judged window counted a late lead: same outcome, new count
+LATE_STOP = "late_stop"  # the first stop after due of a clock already declared breached: still breached
+EMISSION_KINDS = (STARTED, MET, BREACHED, CANCELLED, CORRECTED, WINDOW_CLOSED, WINDOW_REJUDGED, LATE_STOP)
 
 ClockKey = tuple[str, str, str]  # (sla, lead_id, id of the starting event)
 WindowKey = tuple[str, str, str]  # (sla, owner or "", window start as RFC 3339 UTC)
@@ -71,11 +73,14 @@ class Clock:
 
     @property
     def awaits_stop(self) -> bool:
-        """Open, or breached with no stop yet and not expired (a late stop may still correct it)."""
-        return self.outcome is None or (
-            self.outcome == BREACHED and self.stopped_at is None and self.due_at is not None
-            and not self.expired
-        )
+        """Open, or breached and not expired: a stop or a cancel at or before due may still decide
+        it, however late it arrives (contract v2 §4), even after a later stop was recorded."""
+        return self.outcome is None or (self.outcome == BREACHED and self.due_at is not None and not self.expired)
+
+    def open_at(self, at: datetime) -> bool:
+        """"Open" as a new start at event time `at` sees it (contract v2 §4): not decided by an
+        event, and not due before `at`. A breach declared by the clock time does not close it."""
+        return self.awaits_stop and (self.due_at is None or self.due_at >= at)
 
     def copy(self) -> Clock:
         clone = Clock.__new__(Clock)
@@ -171,13 +176,24 @@ class Window:
     good_fit: int = 0  # weekly: counted leads whose fit was `fit` when assigned
     outcome: str | None = None
     judged_at: datetime | None = None
+    corrected: bool = False  # re-judged with a different outcome after a late lead
+    revision: int = 0  # emissions so far: each leadflow.sla record of the window has its own
+    expired: bool = False  # past the policy's correction window: final, forgotten by the engine
+    per: str | None = None  # the scope key of `owner`: None means "owner" (or no scope without one)
+    checkpoint: str | None = None  # a pace checkpoint: its business day (local date)
+    share_attr: str = "fit"  # the lead attribute `fit` / `min_fit_share` are about
     key: WindowKey = field(init=False)
 
     def __post_init__(self) -> None:
-        self.key = (self.sla, self.owner or "", format_utc(self.window_start))
+        self.key = self.make_key()
+
+    def make_key(self) -> WindowKey:
+        start = format_utc(self.window_start)
+        return (self.sla, self.owner or "", start if self.checkpoint is None else f"{start}/pace/{self.checkpoint}")
 
     @property
     def weekly(self) -> bool:
+        """Whether a share of the counted leads is part of the goal (the weekly handoff's fit)."""
         return self.min_fit_share is not None
 
     @property
@@ -188,8 +204,9 @@ class Window:
     def fit_share(self) -> float | None:
         return self.good_fit / len(self.leads) if self.leads else None
 
-    def count_lead(self, lead_id: str, fit: str | None) -> bool:
-        """Count one assignment; a lead counts once per window, with its fit at that first time."""
+    def count_lead(self, lead_id: str, fit: Any) -> bool:
+        """Count one lead; a lead counts once per window, with its share attribute (fit) at that
+        first time."""
         if lead_id in self.leads:
             return False
         self.leads.add(lead_id)
@@ -216,10 +233,13 @@ class Window:
 
     def outcome_line(self) -> dict[str, Any]:
         start, end = format_utc(self.window_start), format_utc(self.window_end)
+        scope: dict[str, str] = {} if self.owner is None else {self.per or "owner": self.owner}
+        if self.checkpoint is not None:
+            scope["checkpoint"] = self.checkpoint
         line: dict[str, Any] = {
             "sla": self.sla,
             "lead_id": None,
-            "scope": {} if self.owner is None else {"owner": self.owner},
+            "scope": scope,
             "outcome": self.outcome or OPEN,
             "started_at": start,
             "due_at": end,
@@ -230,7 +250,9 @@ class Window:
             "target": self.target,
         }
         if self.weekly:
-            line["fit_share"] = self.fit_share
+            line[f"{self.share_attr}_share"] = self.fit_share
+        if self.corrected:
+            line["corrected"] = True
         return line
 
     def to_snapshot(self) -> dict[str, Any]:
@@ -249,7 +271,14 @@ class Window:
             "good_fit": self.good_fit,
             "outcome": self.outcome,
             "judged_at": _time_out(self.judged_at),
-            "final": self.outcome is not None,
+            "corrected": self.corrected,
+            "revision": self.revision,
+            "expired": self.expired,
+            "per": self.per,
+            "checkpoint": self.checkpoint,
+            "share_attr": self.share_attr,
+            # A judged window still counts late leads (contract v2 §4): final only once expired.
+            "final": self.expired,
         }
 
     @classmethod
@@ -268,6 +297,12 @@ class Window:
             good_fit=data.get("good_fit", 0),
             outcome=data.get("outcome"),
             judged_at=_time_in(data.get("judged_at")),
+            corrected=data.get("corrected", False),
+            revision=data.get("revision", 1 if data.get("outcome") else 0),
+            expired=data.get("expired", False),
+            per=data.get("per"),
+            checkpoint=data.get("checkpoint"),
+            share_attr=data.get("share_attr", "fit"),
         )
 
 
@@ -277,6 +312,9 @@ class Emission:
 
     `at` is the event time for event-driven emissions (started, met, cancelled, corrected, and a
     breach decided by an event) and the clock time for time-driven ones (breached, window_closed).
+    `late`: declared longer than the policy's `late_declaration_after` after the time it is about
+    (history, e.g. a backlog: counted, never paged). `revision` tells a window's emissions apart
+    (clocks get each kind at most once, so theirs is 0).
     """
 
     kind: str
@@ -284,6 +322,8 @@ class Emission:
     policy_version: str
     clock: Clock | None = None
     window: Window | None = None
+    late: bool = False
+    revision: int = 0
 
     @property
     def sla(self) -> str:

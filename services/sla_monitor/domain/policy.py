@@ -4,6 +4,7 @@ Shape (see default_policy.toml, the built-in policy, which is contract §4):
 
     description = "..."                     # optional, not part of the version
     correction_window = "30d"               # optional, see below
+    late_declaration_after = "1h"           # optional, see below
     [calendars.NAME]                        # "default" always exists (contract calendar)
     timezone = "Europe/Berlin"; working_days = ["mon", ...]; opens = "09:00"; closes = "17:00"
     holidays = [2026-12-25, "2026-12-26"]
@@ -28,6 +29,12 @@ long after its due time a breached clock that got no stop can still be corrected
 late stop. Past `due + correction_window` (by clock time) the breach is final and the engine
 forgets the clock (see engine.py), which bounds a long-running monitor's memory. It is part of
 the version only when set, so the built-in policy keeps its version.
+
+`late_declaration_after` (a duration, default 1h): a breach (or any decision) declared longer
+than this after the time it is about (a clock's due time, a window's end, a stop's event time)
+is history, not news: it is emitted and counted as usual but marked late, and the paging and
+burn-rate alerts ignore it (contract v2: a backlog or a backfill of old events must not page
+anyone). It changes no outcome, so it is not part of the version.
 """
 from __future__ import annotations
 
@@ -51,14 +58,22 @@ CONTACT_ATTEMPTS = "contact_attempts"
 CLOSED_LOOP_FEEDBACK = "closed_loop_feedback"
 MARKETING_WEEKLY_VOLUME = "marketing_weekly_volume"
 REP_MONTHLY_VOLUME = "rep_monthly_volume"
+VOLUME = "volume"  # the general volume goal: any period, any counted event or stage, per owner or team
 CLOCK_KINDS = (SPEED_TO_LEAD, SALES_ACCEPTANCE, CONTACT_ATTEMPTS, CLOSED_LOOP_FEEDBACK)
-WINDOW_KINDS = (MARKETING_WEEKLY_VOLUME, REP_MONTHLY_VOLUME)
+WINDOW_KINDS = (MARKETING_WEEKLY_VOLUME, REP_MONTHLY_VOLUME, VOLUME)
 KINDS = CLOCK_KINDS + WINDOW_KINDS
 
 DEFAULT_CALENDAR_NAME = "default"
 SCOPE_KEYS = ("channel", "segment", "team", "source")
+# Attributes a lead gets from its lead.created (contract §2) that a scope may name besides those:
+# the SLA engine remembers them per lead when a policy uses them. email and company are personal
+# data, never a scope.
+LEAD_ATTRIBUTES = ("campaign", "country")
+ALL_SCOPE_KEYS = SCOPE_KEYS + LEAD_ATTRIBUTES
+PERIODS = ("day", "week", "month")
 BUILTIN_SOURCE = "built-in policy"
 DEFAULT_CORRECTION_WINDOW: timedelta | None = None  # unset: corrections have no time limit (contract §4)
+DEFAULT_LATE_DECLARATION_AFTER = timedelta(hours=1)  # decisions declared later than this are history (no page)
 
 
 class PolicyError(ValueError):
@@ -84,17 +99,29 @@ class Scope:
     segment: frozenset[str] | None = None
     team: frozenset[str] | None = None
     source: frozenset[str] | None = None
+    campaign: frozenset[str] | None = None
+    country: frozenset[str] | None = None
 
-    def matches(self, channel: str | None, segment: str | None, team: str | None, source: str | None) -> bool:
+    def matches(self, channel: str | None, segment: str | None, team: str | None, source: str | None,
+                attributes: Mapping[str, str] | None = None) -> bool:
+        """`attributes`: the lead's lead.created attributes (campaign, country) when the policy
+        uses them."""
         return (
             (self.channel is None or channel in self.channel)
             and (self.segment is None or segment in self.segment)
             and (self.team is None or team in self.team)
             and (self.source is None or source in self.source)
+            and (self.campaign is None or (attributes or {}).get("campaign") in self.campaign)
+            and (self.country is None or (attributes or {}).get("country") in self.country)
         )
 
+    @property
+    def lead_attributes(self) -> frozenset[str]:
+        """The lead.created attributes this scope reads."""
+        return frozenset(key for key in LEAD_ATTRIBUTES if getattr(self, key) is not None)
+
     def to_canonical(self) -> dict[str, list[str]]:
-        return {key: sorted(values) for key in SCOPE_KEYS if (values := getattr(self, key)) is not None}
+        return {key: sorted(values) for key in ALL_SCOPE_KEYS if (values := getattr(self, key)) is not None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +136,21 @@ class SlaSettings:
     required_attempts: int = 6
     decide_reasons: frozenset[str] = frozenset({"no_response"})
     target: int = 0
-    min_fit_share: float = 0.5
+    min_fit_share: float | None = 0.5  # the share of counted leads with `share_attr` == `fit`
     fit: str = "good"
+    # Added with the volume kind and starts_on; left out of the version while at their defaults
+    # (NEW_SETTINGS), so every policy written before keeps its version.
+    starts_on: str = "mql"  # speed_to_lead: the stage whose entry starts the clock
+    period: Any = None  # volume: "day" | "week" | "month" | (first date, last date)
+    counts: tuple[str, str] | None = None  # volume: ("type", "meeting.booked") or ("stage", "mql")
+    per: str | None = None  # volume: None (one count), "owner" or "team"
+    business_days_only: bool = False  # volume, period "day": only the calendar's business days
+    share_attr: str = "fit"  # volume: the lead attribute `min_share` is about
+    pace: Any = None  # volume: "even" or ((business day, share), ...)
+
+
+NEW_SETTINGS = {"starts_on": "mql", "period": None, "counts": None, "per": None, "business_days_only": False,
+                "share_attr": "fit", "pace": None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +171,7 @@ class SlaRule:
     def settings_for(
         self, channel: str | None, segment: str | None, team: str | None, source: str | None
     ) -> SlaSettings:
+        # (overrides' `when` never names lead.created attributes other than channel and segment)
         """The settings after every override whose `when` matches, in file order."""
         if not self.overrides:
             return self.settings
@@ -154,6 +195,19 @@ class Policy:
     source: str = BUILTIN_SOURCE  # the file it was read from, or BUILTIN_SOURCE
     # How long after due a breached clock without a stop may still be corrected (then final).
     correction_window: timedelta | None = DEFAULT_CORRECTION_WINDOW
+    # Decisions declared longer than this after the time they are about are marked late.
+    late_declaration_after: timedelta = DEFAULT_LATE_DECLARATION_AFTER
+
+    @property
+    def lead_attributes(self) -> frozenset[str]:
+        """The lead.created attributes (campaign, country) some SLA's scope or share reads: the
+        engine remembers them per lead only when this is not empty."""
+        found: set[str] = set()
+        for rule in self.rules:
+            found |= rule.scope.lead_attributes
+            if rule.kind == VOLUME and rule.settings.share_attr in LEAD_ATTRIBUTES:
+                found.add(rule.settings.share_attr)
+        return frozenset(found)
 
     def calendar_name_for(self, settings: SlaSettings, team: str | None) -> str:
         """An SLA's own calendar if set, else the team's, else the default calendar."""
@@ -229,7 +283,12 @@ _KIND_DEFAULTS: dict[str, dict[str, Any]] = {
     CLOSED_LOOP_FEEDBACK: {"due": timedelta(days=90), "business_time": False},
     MARKETING_WEEKLY_VOLUME: {"target": 50, "min_fit_share": 0.5, "fit": "good"},
     REP_MONTHLY_VOLUME: {"target": 150},
+    VOLUME: {"period": None, "counts": None, "per": None, "business_days_only": False, "target": None,
+             "min_share": None, "pace": None},
 }
+# The settings a kind's TOML keys set, where they differ from the keys (volume).
+_VOLUME_REQUIRED = ("period", "counts", "target")
+_KIND_DEFAULTS[SPEED_TO_LEAD]["starts_on"] = "mql"
 _KIND_DEFAULT_SCOPE: dict[str, Scope] = {SPEED_TO_LEAD: Scope(channel=frozenset({"website"}))}
 _KIND_DEFAULT_OVERRIDES: dict[str, tuple[Override, ...]] = {
     CONTACT_ATTEMPTS: (Override(Scope(segment=frozenset({"enterprise"})), {"required_attempts": 8}),),
@@ -241,6 +300,7 @@ _OVERRIDE_WHEN_KEYS: dict[str, tuple[str, ...]] = {
     **{kind: SCOPE_KEYS for kind in CLOCK_KINDS},
     MARKETING_WEEKLY_VOLUME: (),
     REP_MONTHLY_VOLUME: ("team",),
+    VOLUME: ("team",),
 }
 _CALENDAR_KEYS = ("timezone", "working_days", "opens", "closes", "holidays")
 _DEFAULT_CALENDAR_FIELDS = {
@@ -254,11 +314,15 @@ _DEFAULT_CALENDAR_FIELDS = {
 
 class _Validator:
     def policy(self, data: dict[str, Any], source: str) -> Policy:
-        self._unknown_keys("", data, ("description", "correction_window", "calendars", "teams", "slas"))
+        self._unknown_keys("", data, ("description", "correction_window", "late_declaration_after", "calendars",
+                                      "teams", "slas"))
         self._string_or_absent("description", data.get("description"))
         correction_window = DEFAULT_CORRECTION_WINDOW
         if "correction_window" in data:
             correction_window = _duration("correction_window", data["correction_window"])
+        late_after = DEFAULT_LATE_DECLARATION_AFTER
+        if "late_declaration_after" in data:
+            late_after = _duration("late_declaration_after", data["late_declaration_after"])
         calendars = self.calendars(data.get("calendars", {}))
         teams = self.teams(data.get("teams", {}), calendars)
         if "slas" in data:
@@ -275,7 +339,7 @@ class _Validator:
         blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         version = hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
         return Policy(rules=tuple(rules), calendars=calendars, team_calendars=teams, version=version,
-                      source=source, correction_window=correction_window)
+                      source=source, correction_window=correction_window, late_declaration_after=late_after)
 
     # calendars and teams
 
@@ -387,10 +451,18 @@ class _Validator:
         numbers = _KIND_DEFAULTS[kind]
         self._unknown_keys(path, table, _COMMON_KEYS + tuple(numbers))
         self._string_or_absent(f"{path}.description", table.get("description"))
-        settings = SlaSettings(**numbers)
+        if kind == VOLUME:
+            for key in _VOLUME_REQUIRED:
+                if key not in table:
+                    raise _Invalid(f"{path}.{key}", "is required for kind = \"volume\"")
+            settings = SlaSettings(min_fit_share=None)
+        else:
+            settings = SlaSettings(**{k: v for k, v in numbers.items() if k != "starts_on"})
         changes = self.numbers(path, table, kind, calendars)
         settings = replace(settings, **changes)
-        scope = self.scope(f"{path}.scope", table["scope"], SCOPE_KEYS) if "scope" in table else _KIND_DEFAULT_SCOPE.get(kind, Scope())
+        if kind == VOLUME:
+            self.check_volume(path, settings)
+        scope = self.scope(f"{path}.scope", table["scope"], ALL_SCOPE_KEYS) if "scope" in table else _KIND_DEFAULT_SCOPE.get(kind, Scope())
         if "overrides" in table:
             overrides = self.overrides(f"{path}.overrides", table["overrides"], kind, calendars)
         else:
@@ -424,7 +496,106 @@ class _Validator:
                 changes[key] = value
             elif key == "decide_reasons":
                 changes[key] = frozenset(self.strings(where, value))
+            elif key == "starts_on":
+                changes[key] = self.stage(where, value)
+            elif key == "period":
+                changes[key] = self.period(where, value)
+            elif key == "counts":
+                changes[key] = self.counts(where, value)
+            elif key == "per":
+                if value not in ("owner", "team"):
+                    raise _Invalid(where, f'expected "owner" or "team", got {_show(value)}')
+                changes[key] = value
+            elif key == "business_days_only":
+                if not isinstance(value, bool):
+                    raise _Invalid(where, f"expected true or false, got {_show(value)}")
+                changes[key] = value
+            elif key == "min_share":
+                changes.update(self.min_share(where, value))
+            elif key == "pace":
+                changes[key] = self.pace(where, value)
         return changes
+
+    # the volume kind and starts_on
+
+    def stage(self, path: str, value: Any) -> str:
+        from services.lifecycle.domain.stages import STAGES
+
+        if not isinstance(value, str) or value not in STAGES:
+            raise _Invalid(path, f"unknown stage {_show(value)}: expected one of {', '.join(STAGES)}")
+        return value
+
+    def period(self, path: str, value: Any) -> Any:
+        if isinstance(value, str):
+            if value not in PERIODS:
+                raise _Invalid(path, f'unknown period {_show(value)}: expected "day", "week", "month" '
+                                     "or a span { from = 2026-11-02, to = 2026-11-20 }")
+            return value
+        if isinstance(value, dict):
+            self._unknown_keys(path, value, ("from", "to"))
+            for key in ("from", "to"):
+                if key not in value:
+                    raise _Invalid(f"{path}.{key}", "is required in a span (a date like 2026-11-02)")
+            first, last = self.holiday(f"{path}.from", value["from"]), self.holiday(f"{path}.to", value["to"])
+            if last < first:
+                raise _Invalid(f"{path}.to", f"the span ends ({last}) before it starts ({first})")
+            return (first, last)
+        raise _Invalid(path, f'expected "day", "week", "month" or a span table, got {_show(value)}')
+
+    def counts(self, path: str, value: Any) -> tuple[str, str]:
+        from services.common.envelope import EVENT_TYPES
+
+        if isinstance(value, str):
+            if value not in EVENT_TYPES:
+                raise _Invalid(path, f"unknown event type {_show(value)}: expected one of {', '.join(EVENT_TYPES)}")
+            return ("type", value)
+        if isinstance(value, dict):
+            self._unknown_keys(path, value, ("stage",))
+            if "stage" not in value:
+                raise _Invalid(path, 'expected an event type or { stage = "mql" }')
+            return ("stage", self.stage(f"{path}.stage", value["stage"]))
+        raise _Invalid(path, f'expected an event type like "meeting.booked" or {{ stage = "mql" }}, got {_show(value)}')
+
+    def min_share(self, path: str, value: Any) -> dict[str, Any]:
+        table = self._table(path, value)
+        self._unknown_keys(path, table, ("fit",) + ALL_SCOPE_KEYS + ("at_least",))
+        attrs = [key for key in table if key != "at_least"]
+        if len(attrs) != 1 or "at_least" not in table:
+            raise _Invalid(path, 'expected one attribute and its share, e.g. { fit = "good", at_least = 0.5 }')
+        wanted = table[attrs[0]]
+        if not isinstance(wanted, str) or not wanted:
+            raise _Invalid(f"{path}.{attrs[0]}", f"expected a value, got {_show(wanted)}")
+        share = table["at_least"]
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+            raise _Invalid(f"{path}.at_least", f"expected a number from 0 to 1, got {_show(share)}")
+        return {"share_attr": attrs[0], "fit": wanted, "min_fit_share": float(share)}
+
+    def pace(self, path: str, value: Any) -> Any:
+        if value == "even":
+            return "even"
+        if not isinstance(value, list) or not value:
+            raise _Invalid(path, f'expected "even" or a list like [{{ day = 10, share = 0.4 }}], got {_show(value)}')
+        points = []
+        for index, item in enumerate(value):
+            where = f"{path}[{index}]"
+            table = self._table(where, item)
+            self._unknown_keys(where, table, ("day", "share"))
+            day, share = table.get("day"), table.get("share")
+            if isinstance(day, bool) or not isinstance(day, int) or day < 1:
+                raise _Invalid(f"{where}.day", f"expected a business day of the period (1, 2, ...), got {_show(day)}")
+            if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
+                raise _Invalid(f"{where}.share", f"expected a share of the target above 0 and at most 1, got {_show(share)}")
+            points.append((day, float(share)))
+        days = [day for day, _ in points]
+        if days != sorted(set(days)):
+            raise _Invalid(path, "checkpoints must name increasing business days, each once")
+        return tuple(points)
+
+    def check_volume(self, path: str, settings: SlaSettings) -> None:
+        if settings.business_days_only and settings.period != "day":
+            raise _Invalid(f"{path}.business_days_only", 'applies to period = "day" only')
+        if settings.pace is not None and settings.period == "day":
+            raise _Invalid(f"{path}.pace", "a day has no pace inside it: use a week, a month or a span")
 
     def scope(self, path: str, value: Any, allowed: tuple[str, ...]) -> Scope:
         table = self._table(path, value)
@@ -441,7 +612,8 @@ class _Validator:
         for index, item in enumerate(value):
             where = f"{path}[{index}]"
             table = self._table(where, item)
-            self._unknown_keys(where, table, ("when", "enabled", "calendar", *_KIND_DEFAULTS[kind]))
+            allowed = ("target", "min_share", "pace") if kind == VOLUME else tuple(_KIND_DEFAULTS[kind])
+            self._unknown_keys(where, table, ("when", "enabled", "calendar", *allowed))
             if "when" not in table:
                 raise _Invalid(f"{where}.when", "is required (e.g. when = { segment = \"enterprise\" })")
             when = self.scope(f"{where}.when", table["when"], when_keys)
@@ -506,12 +678,17 @@ def _settings_canonical(changes: Mapping[str, Any]) -> dict[str, Any]:
             value = int(value.total_seconds())
         elif isinstance(value, frozenset):
             value = sorted(value)
+        elif isinstance(value, tuple):
+            value = [[str(part) if isinstance(part, date) else part for part in item]
+                     if isinstance(item, tuple) else (str(item) if isinstance(item, date) else item)
+                     for item in value]
         out[key] = value
     return out
 
 
 def _rule_canonical(rule: SlaRule) -> dict[str, Any]:
-    settings = {name: getattr(rule.settings, name) for name in SlaSettings.__slots__}
+    settings = {name: getattr(rule.settings, name) for name in SlaSettings.__slots__
+                if name not in NEW_SETTINGS or getattr(rule.settings, name) != NEW_SETTINGS[name]}
     return {
         "name": rule.name,
         "kind": rule.kind,

@@ -118,7 +118,7 @@ def test_sla_outcome_round_trips_with_enums_map_and_nulls(codecs):
         "clock_id": "rep_monthly_volume:ana:2026-11", "outcome": "breached", "started_at": T0, "due_at": None,
         "stopped_at": None, "window_start": T0, "window_end": T0, "count": 149, "target": 150, "fit_share": None,
         "attempts": None, "required": None, "corrected": False, "policy_version": "default-1", "team": None,
-        "emitted_at": T0,
+        "emitted_at": T0, "late": True,
     }
     assert codecs["sla_outcome"].decode(codecs["sla_outcome"].encode(record)) == record
 

@@ -47,7 +47,7 @@ def test_same_bytes_as_the_codec_for_bench_traffic(codec):
     for e in emissions_of_traffic(15000):
         if e.clock is None:
             continue
-        fast = encoder.encode(e.clock, e.kind, e.policy_version, clock_id(e.clock.key), emitted_at)
+        fast = encoder.encode(e.clock, e.kind, e.policy_version, clock_id(e.clock.key), emitted_at, e.late)
         assert fast == codec.encode(outcome_record(e, emitted_at))
         kinds.add(e.kind)
         n += 1
@@ -66,9 +66,9 @@ def test_odd_values(codec):
         replace(e.clock, sla="x" * 300, outcome="met"),
     ]
     at = datetime(2300, 1, 1, tzinfo=timezone.utc)
-    for clock in variants:
-        e2 = replace(e, clock=clock, policy_version="v-" + "9" * 80)
-        assert encoder.encode(clock, e2.kind, e2.policy_version, clock_id(clock.key), at) == \
+    for clock, late in zip(variants, (True, False, True, False, True)):
+        e2 = replace(e, clock=clock, policy_version="v-" + "9" * 80, late=late)
+        assert encoder.encode(clock, e2.kind, e2.policy_version, clock_id(clock.key), at, late) == \
             codec.encode(outcome_record(e2, at))
 
 

@@ -89,11 +89,15 @@ def test_the_week_of_the_first_event_is_not_judged_unless_it_starts_there():
     assert [line["window_start"] for line in lines] == [z(NEXT_MONDAY)]
 
 
-def test_a_late_assignment_into_a_judged_week_is_not_counted():
+def test_a_late_assignment_into_a_judged_week_is_counted_and_the_week_judged_again():
     items = [transition("lead.activity", MONDAY, "X"), transition("lead.activity", NEXT_MONDAY + timedelta(hours=1), "X"),
              transition("lead.assigned", MONDAY + timedelta(hours=10), "L1")]
-    engine, _ = run(items, NEXT_MONDAY + timedelta(hours=2))
-    assert window_lines(engine, WEEKLY, NEXT_MONDAY + timedelta(hours=2))[0]["count"] == 0
+    engine = SlaEngine(load_policy())
+    emissions = drive(engine, items) + engine.advance(NEXT_MONDAY + timedelta(hours=2))
+    [line] = window_lines(engine, WEEKLY, NEXT_MONDAY + timedelta(hours=2))
+    assert (line["count"], line["outcome"]) == (1, "breached")  # 1 of 50: same outcome, new count
+    assert [e.kind for e in emissions if e.window is not None and e.sla == WEEKLY] == ["window_closed", "window_rejudged"]
+    assert "corrected" not in line
 
 
 def test_weeks_follow_local_midnight_across_spring_forward():
