@@ -209,7 +209,7 @@ async def _scrape_health(prometheus: PrometheusNode, timeout: float = 30) -> dic
             async with session.get(f"{prometheus.url}/api/v1/targets") as resp:
                 targets = (await resp.json())["data"]["activeTargets"]
             health = {t["labels"]["job"]: t["health"] for t in targets}
-            if all(h != "unknown" for h in health.values()) or time.monotonic() > deadline:
+            if (health and all(h != "unknown" for h in health.values())) or time.monotonic() > deadline:
                 return health
             await asyncio.sleep(1)
 
