@@ -41,6 +41,10 @@ demo: up ## Start the stack and the services, stream last month of a B2B company
 test: install system-deps ## Run the whole test suite (unit, contract, integration, e2e, faults)
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
+.PHONY: test-fuzz
+test-fuzz: install system-deps ## Fuzz POST /v1/events with 10,000 generated requests on the real stack; print the figures
+	LEADFLOW_FUZZ_REQUESTS=$${LEADFLOW_FUZZ_REQUESTS:-10000} $(BIN)/pytest -q -s -p no:cacheprovider tests/e2e/test_ingest_fuzz.py
+
 test-unit: install ## Only the fast tests that need no servers
 	$(BIN)/pytest -q tests/unit tests/contract
 

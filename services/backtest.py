@@ -79,7 +79,9 @@ async def read_history(settings, until: datetime | None) -> list[Any]:
     import asyncpg
 
     try:
-        conn = await asyncpg.connect(settings.postgres_dsn.reveal(),
+        from services.common.db_roles import READER, role_dsn
+
+        conn = await asyncpg.connect(role_dsn(settings, READER).reveal(),
                                      server_settings={"search_path": f'"{settings.postgres_schema}"'})
     except (OSError, asyncpg.PostgresError) as exc:
         raise BadInput(f"cannot connect to PostgreSQL: {exc}") from None

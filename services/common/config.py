@@ -96,6 +96,11 @@ class Settings:
     kafka_bootstrap: str = "127.0.0.1:19092"
     postgres_dsn: Secret = field(default_factory=lambda: Secret("postgresql://postgres@127.0.0.1:15432/leadflow"))
     postgres_schema: str = "public"
+    # The services' own PostgreSQL logins (services/common/db_roles.py); empty: the admin DSN above
+    # with the user swapped for the role's name and no password (the local stack's roles).
+    lifecycle_postgres_dsn: Secret = field(default_factory=lambda: Secret(""))
+    sla_postgres_dsn: Secret = field(default_factory=lambda: Secret(""))
+    reader_postgres_dsn: Secret = field(default_factory=lambda: Secret(""))
     topics: Topics = field(default_factory=Topics)
     topic_partitions: int = 6
     topic_replication: int = 1
@@ -114,6 +119,9 @@ class Settings:
     console_host: str = "127.0.0.1"
     console_port: int = 8090
     console_api_keys: Secret = field(default_factory=lambda: Secret(""))
+    # The key the local stack's Prometheus presents to ingest's /metrics (one of the API keys
+    # above, e.g. the `scraper` source's); empty: it scrapes without one (dev mode).
+    prometheus_ingest_key: Secret = field(default_factory=lambda: Secret(""))
     # lifecycle / sla monitor metrics ports
     lifecycle_metrics_port: int = 9101
     sla_metrics_port: int = 9102
@@ -157,6 +165,18 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     return _int(env, name, default, 1, 65535)
 
 
+def _check_dsn(name: str, dsn: str) -> None:
+    if not dsn.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"{name} must be a postgresql:// URL")
+
+
+def _dsn(env: Mapping[str, str], name: str) -> Secret:
+    raw = env.get(name) or ""
+    if raw:
+        _check_dsn(name, raw)
+    return Secret(raw)
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Settings from LEADFLOW_* variables; unset ones keep the defaults of the local stack."""
     env = os.environ if env is None else env
@@ -168,8 +188,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         alertmanager=_port(env, "LEADFLOW_ALERTMANAGER_PORT", StackPorts.alertmanager),
     )
     dsn = env.get("LEADFLOW_POSTGRES_DSN") or f"postgresql://postgres@127.0.0.1:{ports.postgres}/leadflow"
-    if not dsn.startswith(("postgresql://", "postgres://")):
-        raise ConfigError("LEADFLOW_POSTGRES_DSN must be a postgresql:// URL")
+    _check_dsn("LEADFLOW_POSTGRES_DSN", dsn)
     schema = env.get("LEADFLOW_POSTGRES_SCHEMA", "public")
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
         raise ConfigError(f"LEADFLOW_POSTGRES_SCHEMA must be a lower-case SQL identifier, got {schema!r}")
@@ -182,6 +201,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         kafka_bootstrap=env.get("LEADFLOW_KAFKA_BOOTSTRAP") or f"127.0.0.1:{ports.kafka}",
         postgres_dsn=Secret(dsn),
         postgres_schema=schema,
+        lifecycle_postgres_dsn=_dsn(env, "LEADFLOW_LIFECYCLE_POSTGRES_DSN"),
+        sla_postgres_dsn=_dsn(env, "LEADFLOW_SLA_POSTGRES_DSN"),
+        reader_postgres_dsn=_dsn(env, "LEADFLOW_READER_POSTGRES_DSN"),
         topics=Topics(prefix),
         topic_partitions=_int(env, "LEADFLOW_TOPIC_PARTITIONS", 6, 1, 10000),
         topic_replication=_int(env, "LEADFLOW_TOPIC_REPLICATION", 1, 1, 100),
@@ -196,6 +218,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         console_host=env.get("LEADFLOW_CONSOLE_HOST", "127.0.0.1"),
         console_port=_port(env, "LEADFLOW_CONSOLE_PORT", 8090),
         console_api_keys=Secret(env.get("LEADFLOW_CONSOLE_API_KEYS", "")),
+        prometheus_ingest_key=Secret(env.get("LEADFLOW_PROMETHEUS_INGEST_KEY", "")),
         lifecycle_metrics_port=_port(env, "LEADFLOW_LIFECYCLE_METRICS_PORT", 9101),
         sla_metrics_port=_port(env, "LEADFLOW_SLA_METRICS_PORT", 9102),
         sla_policy_file=env.get("LEADFLOW_SLA_POLICY", ""),
@@ -211,6 +234,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "LEADFLOW_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "LEADFLOW_POSTGRES_DSN": settings.postgres_dsn.reveal(),
         "LEADFLOW_POSTGRES_SCHEMA": settings.postgres_schema,
+        "LEADFLOW_LIFECYCLE_POSTGRES_DSN": settings.lifecycle_postgres_dsn.reveal(),
+        "LEADFLOW_SLA_POSTGRES_DSN": settings.sla_postgres_dsn.reveal(),
+        "LEADFLOW_READER_POSTGRES_DSN": settings.reader_postgres_dsn.reveal(),
         "LEADFLOW_TOPIC_PREFIX": settings.topics.prefix,
         "LEADFLOW_TOPIC_PARTITIONS": str(settings.topic_partitions),
         "LEADFLOW_TOPIC_REPLICATION": str(settings.topic_replication),
@@ -229,6 +255,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "LEADFLOW_CONSOLE_HOST": settings.console_host,
         "LEADFLOW_CONSOLE_PORT": str(settings.console_port),
         "LEADFLOW_CONSOLE_API_KEYS": settings.console_api_keys.reveal(),
+        "LEADFLOW_PROMETHEUS_INGEST_KEY": settings.prometheus_ingest_key.reveal(),
         "LEADFLOW_LIFECYCLE_METRICS_PORT": str(settings.lifecycle_metrics_port),
         "LEADFLOW_SLA_METRICS_PORT": str(settings.sla_metrics_port),
         "LEADFLOW_SLA_POLICY": settings.sla_policy_file,

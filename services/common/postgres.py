@@ -10,6 +10,7 @@ from pathlib import Path
 import asyncpg
 
 from services.common.config import Settings
+from services.common.db_roles import Role, ensure_roles, grant_component, role_dsn
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -47,31 +48,57 @@ async def _init_connection(conn: asyncpg.Connection, schema: str) -> None:
     await conn.execute(f'SET search_path TO "{schema}"')
 
 
-async def connect(settings: Settings) -> asyncpg.Connection:
+async def _create_schema(settings: Settings) -> None:
     conn = await asyncpg.connect(settings.postgres_dsn.reveal())
-    await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{settings.postgres_schema}"')
+    try:
+        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{settings.postgres_schema}"')
+    finally:
+        await conn.close()
+
+
+def _dsn(settings: Settings, role: Role | None) -> str:
+    return (settings.postgres_dsn if role is None else role_dsn(settings, role)).reveal()
+
+
+async def connect(settings: Settings, role: Role | None = None) -> asyncpg.Connection:
+    """A connection working in the configured schema: as the admin login (role None; the schema
+    is created if missing), or as one of the services' roles (services/common/db_roles.py)."""
+    if role is None:
+        await _create_schema(settings)
+    conn = await asyncpg.connect(_dsn(settings, role))
     await _init_connection(conn, settings.postgres_schema)
     return conn
 
 
 async def create_pool(settings: Settings, min_size: int = 1, max_size: int = 8,
-                      server_settings: dict[str, str] | None = None) -> asyncpg.Pool:
-    """A pool whose connections work in the configured schema (created if missing)."""
+                      server_settings: dict[str, str] | None = None, role: Role | None = None) -> asyncpg.Pool:
+    """A pool whose connections work in the configured schema, as the admin login (role None;
+    the schema is created if missing) or as one of the services' roles."""
     schema = settings.postgres_schema
-    conn = await asyncpg.connect(settings.postgres_dsn.reveal())
-    try:
-        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-    finally:
-        await conn.close()
+    if role is None:
+        await _create_schema(settings)
     # search_path as a server setting of the connection: a pool runs RESET ALL when a connection
     # comes back, which would undo a SET issued by an init hook.
     return await asyncpg.create_pool(
-        settings.postgres_dsn.reveal(), min_size=min_size, max_size=max_size,
+        _dsn(settings, role), min_size=min_size, max_size=max_size,
         server_settings={"search_path": f'"{schema}"', **(server_settings or {})},
     )
 
 
 _TABLE_LOCK_KEY = int.from_bytes(hashlib.sha256(b"leadflow-migrations-table").digest()[:8], "big", signed=True)
+
+
+async def prepare_schema(settings: Settings, component: str, directory: Path) -> list[str]:
+    """As the admin login: create the schema, apply the component's migrations, make sure the
+    services' roles exist and grant them the component's tables. Returns the migrations applied."""
+    conn = await connect(settings)
+    try:
+        applied = await migrate(conn, component, directory)
+        await ensure_roles(conn, settings)
+        await grant_component(conn, settings.postgres_schema, component, directory)
+    finally:
+        await conn.close()
+    return applied
 
 
 async def migrate(conn: asyncpg.Connection, component: str, directory: Path) -> list[str]:

@@ -12,13 +12,14 @@ import aiohttp
 from services.common.config import Settings
 from services.common.postgres import connect
 from services.demo.policy import campaign_bounds
+from services.common.db_roles import READER
 from services.readside import queries
 from services.simulator import SimulatedMonth
 
 
 async def month_counts(settings: Settings, month: SimulatedMonth, now: datetime, campaign_sla: str) -> dict[str, Any]:
     """Every count of the summary, from the event store and the SLA monitor's tables."""
-    conn = await connect(settings)
+    conn = await connect(settings, role=READER)  # the read side reads as the read-only role
     try:
         start, end = month.month_start, month.month_end
         outcomes = await queries.clock_outcomes(conn, start, end)

@@ -5,9 +5,11 @@ Routes (documented by services/ingest/openapi.py, served at /openapi.json):
 - `POST /v1/events`: one event, a JSON array or NDJSON (services/ingest/request_body.py reads and
   validates it). 202 only after Kafka acknowledged every accepted event; 422 when no event is
   valid; 400 / 413 / 415 for the body as a whole; 401 for missing or bad credentials; 503 with
-  Retry-After when Kafka cannot take the events.
+  Retry-After when Kafka cannot take the events (down, no acknowledgement within ack_timeout_s,
+  or max_inflight_bytes of bodies already waiting for it: memory stays bounded when Kafka is slow).
 - `GET /healthz` (the process answers), `GET /readyz` (a fresh metadata request to Kafka succeeds
-  and lists the events topic), `GET /metrics`, `GET /openapi.json`.
+  and lists the events topic): open to anyone. `GET /metrics`, `GET /openapi.json`: with an API
+  key, as `POST /v1/events`, unless no key is configured (dev mode).
 """
 from __future__ import annotations
 
@@ -50,6 +52,9 @@ class IngestOptions:
     producer_request_timeout_ms: int = 15_000
     kafka_retry_s: float = 2.0           # between attempts to (re)connect to Kafka
     readiness_timeout_s: float = 3.0
+    # Bytes of request bodies waiting for Kafka's acknowledgements at once; past it a request is
+    # answered 503 at once. Bounds memory when Kafka is slow and requests pile up.
+    max_inflight_bytes: int = 64 << 20
     consume_inbound: bool = True         # run the leadflow.inbound consumer in this process
     create_topics: bool = True           # create inbound/events/dlq when missing (as `leadflow topics` does)
     inbound: InboundOptions = field(default_factory=InboundOptions)
@@ -70,6 +75,7 @@ def load_options(env: Mapping[str, str] | None = None) -> IngestOptions:
         retry_after_s=num("RETRY_AFTER_S", d.retry_after_s, int),
         producer_request_timeout_ms=num("PRODUCER_REQUEST_TIMEOUT_MS", d.producer_request_timeout_ms, int),
         kafka_retry_s=num("KAFKA_RETRY_S", d.kafka_retry_s),
+        max_inflight_bytes=num("MAX_INFLIGHT_BYTES", d.max_inflight_bytes, int),
         consume_inbound=flag("CONSUME_INBOUND", d.consume_inbound),
         create_topics=flag("CREATE_TOPICS", d.create_topics),
         inbound=InboundOptions(
@@ -109,6 +115,7 @@ class IngestService:
         self._inbound_task: asyncio.Task | None = None
         self._closing = False
         self._openapi: dict | None = None
+        self._inflight_bytes = 0             # bodies whose records wait for Kafka (max_inflight_bytes)
 
     # --- life cycle -----------------------------------------------------------------------------
 
@@ -204,15 +211,34 @@ class IngestService:
                 self.metrics.count_refused(item.get("source") if isinstance(item, dict) else None, "http", exc.field)
         if not records:
             return web.json_response(result_body(0, refusals), status=422)
+        if self._inflight_bytes + len(body) > self.options.max_inflight_bytes:
+            self.metrics.error("publish")
+            return self._unavailable("too many requests are waiting for the event log")
+        self._inflight_bytes += len(body)
         try:
             await self.publisher.publish(records)
         except KafkaUnavailable as exc:
-            return request_error(503, f"the event log cannot be written now ({exc}); nothing was accepted, "
-                                      "send the request again later",
-                                 headers={"Retry-After": str(self.options.retry_after_s)})
+            return self._unavailable(str(exc))
+        finally:
+            self._inflight_bytes -= len(body)
         for source in sources:
             self.metrics.count_accepted(source, "http")
         return web.json_response(result_body(len(records), refusals), status=202)
+
+    def _unavailable(self, why: str) -> web.Response:
+        return request_error(503, f"the event log cannot be written now ({why}); nothing was accepted, "
+                                  "send the request again later",
+                             headers={"Retry-After": str(self.options.retry_after_s)})
+
+    def _keyed(self, handler):
+        """`handler` behind the API keys: 401 without a valid one (unless in dev mode)."""
+        async def handle(request: web.Request) -> web.StreamResponse:
+            allowed, _source = self.auth.key_source(request.headers)
+            if not allowed:
+                return self._unauthorized()
+            return await handler(request)
+
+        return handle
 
     def _unauthorized(self) -> web.Response:
         return request_error(401, "missing or invalid credentials", headers={"WWW-Authenticate": 'Bearer realm="leadflow"'})
@@ -242,8 +268,10 @@ class IngestService:
         app.router.add_post("/v1/events", self.post_events)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
-        app.router.add_get("/metrics", metrics_handler(self.registry))
-        app.router.add_get("/openapi.json", self.openapi)
+        # Outside dev mode only the health checks answer without a key (any configured key:
+        # give the scraper an entry of its own, e.g. `scraper:<hash>`, which can post nothing else).
+        app.router.add_get("/metrics", self._keyed(metrics_handler(self.registry)))
+        app.router.add_get("/openapi.json", self._keyed(self.openapi))
 
         async def on_startup(_app: web.Application) -> None:
             await self.start()

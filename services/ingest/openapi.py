@@ -285,6 +285,14 @@ def _open_get(operation_id: str, summary: str, responses: dict[str, Any]) -> dic
     return {"get": {"operationId": operation_id, "summary": summary, "security": [], "responses": responses}}
 
 
+def _keyed_get(operation_id: str, summary: str, responses: dict[str, Any]) -> dict[str, Any]:
+    """A GET that needs an API key (any configured one) unless the server runs without keys."""
+    unauthorized = _json_response("Keys are configured and the bearer token is missing or wrong.", "RequestError",
+                                  headers={"WWW-Authenticate": {"schema": {"type": "string"}}})
+    return {"get": {"operationId": operation_id, "summary": summary, "security": [{"bearerAuth": []}],
+                    "responses": {**responses, "401": unauthorized}}}
+
+
 def build_openapi() -> dict[str, Any]:
     """The whole OpenAPI 3.1 document."""
     return {
@@ -303,11 +311,11 @@ def build_openapi() -> dict[str, Any]:
                 "200": _json_response("Ready: the event log can be written.", "Health"),
                 "503": _json_response("Not ready; checks says what is missing.", "Health"),
             }),
-            "/metrics": _open_get("getMetrics", "Prometheus metrics", {
+            "/metrics": _keyed_get("getMetrics", "Prometheus metrics", {
                 "200": {"description": "Prometheus text exposition format.",
                         "content": {"text/plain; version=0.0.4": {"schema": {"type": "string"}}}},
             }),
-            "/openapi.json": _open_get("getOpenApi", "This document", {
+            "/openapi.json": _keyed_get("getOpenApi", "This document", {
                 "200": {"description": "The OpenAPI document.",
                         "content": {JSON_MEDIA_TYPE: {"schema": {"type": "object"}}}},
             }),

@@ -29,18 +29,20 @@ def _settings() -> Settings:
         raise click.ClickException(str(exc)) from None
 
 
-async def _connect(settings: Settings):
+async def _connect(settings: Settings, role=None):
+    """A connection to the event store as `role` (the reader unless told otherwise), after the
+    admin login made sure the store exists: an empty store is a store."""
+    from services.common.db_roles import READER
     from services.common.postgres import connect
-    from services.lifecycle.store import migrate_store
+    from services.lifecycle.store import prepare_store
 
     try:
-        conn = await connect(settings)
+        await prepare_store(settings)
+        return await connect(settings, role=role or READER)
     except (OSError, Exception) as exc:  # asyncpg raises many kinds; the message says enough
         if isinstance(exc, click.ClickException):
             raise
         raise click.ClickException(f"cannot reach PostgreSQL ({type(exc).__name__}: {exc}); is the stack up?") from None
-    await migrate_store(conn)   # an empty store is a store: the tables exist from the first use
-    return conn
 
 
 def _run(coro):
@@ -278,7 +280,9 @@ def rebuild(fix: bool, as_json: bool) -> None:
     settings = _settings()
 
     async def go():
-        conn = await _connect(settings)
+        from services.common.db_roles import LIFECYCLE, READER
+
+        conn = await _connect(settings, LIFECYCLE if fix else READER)
         try:
             return await run_rebuild(conn, fix=fix)
         finally:

@@ -70,7 +70,7 @@ class LifecycleOptions:
     # 1.6 busy cores and p99 from 243-300 to 176-200 ms (docs/performance.md). Kafka Streams'
     # commit.interval.ms is the same trade. 0: a round as soon as anything arrives.
     round_interval_ms: int = 50
-    metrics_host: str = "0.0.0.0"
+    metrics_host: str = "127.0.0.1"     # LEADFLOW_LIFECYCLE_METRICS_HOST; 0.0.0.0 exposes /metrics
     serve_metrics: bool = True
 
 
@@ -94,6 +94,7 @@ def load_options(env: Mapping[str, str] | None = None) -> LifecycleOptions:
         retry_backoff_s=num("RETRY_BACKOFF_S", d.retry_backoff_s, float),
         fenced_backoff_s=num("FENCED_BACKOFF_S", d.fenced_backoff_s, float),
         round_interval_ms=num("ROUND_INTERVAL_MS", d.round_interval_ms, allow_zero=True),
+        metrics_host=env.get("LEADFLOW_LIFECYCLE_METRICS_HOST") or d.metrics_host,
     )
 
 
@@ -168,11 +169,10 @@ class LifecycleService:
 
     async def start(self) -> None:
         s, o = self.settings, self.options
+        applied = await store.prepare_store(s)
+        if applied:
+            log.info("event store migrations applied: %s", ", ".join(applied))
         self.pool = await store.create_store_pool(s, min_size=2, max_size=4)
-        async with self.pool.acquire() as conn:
-            applied = await store.migrate_store(conn)
-            if applied:
-                log.info("event store migrations applied: %s", ", ".join(applied))
         await ensure_topics(s, [self.input_topic, self.output_topic])
         if o.serve_metrics:
             self._metrics_runner = await serve_metrics(self.registry, o.metrics_host, s.lifecycle_metrics_port)

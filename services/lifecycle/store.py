@@ -15,7 +15,8 @@ from typing import Any, AsyncIterator, Sequence
 import asyncpg
 
 from services.common.config import Settings
-from services.common.postgres import create_pool, migrate
+from services.common.db_roles import LIFECYCLE
+from services.common.postgres import create_pool, migrate, prepare_schema
 from services.lifecycle.batch import (
     DUPLICATE_COLUMNS, EVENT_COLUMNS, UNREADABLE_COLUMNS, LeadEntry, RoundPlan,
 )
@@ -30,10 +31,16 @@ async def migrate_store(conn: asyncpg.Connection) -> list[str]:
     return await migrate(conn, COMPONENT, MIGRATIONS)
 
 
+async def prepare_store(settings: Settings) -> list[str]:
+    """As the admin login: the schema, the store's migrations, and the grants of its roles."""
+    return await prepare_schema(settings, COMPONENT, MIGRATIONS)
+
+
 async def create_store_pool(settings: Settings, min_size: int = 2, max_size: int = 4) -> asyncpg.Pool:
-    """The event store's pool: the common one, named, with stalled transactions ended."""
+    """The event store's pool, as the lifecycle role: the common one, named, with stalled
+    transactions ended."""
     return await create_pool(
-        settings, min_size=min_size, max_size=max_size,
+        settings, min_size=min_size, max_size=max_size, role=LIFECYCLE,
         server_settings={
             "application_name": APPLICATION_NAME,
             # A stalled instance (a zombie) must not hold a partition's offset row for long: its

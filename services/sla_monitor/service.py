@@ -33,7 +33,6 @@ from services.common.avro_codec import AvroCodec, AvroCodecError
 from services.common.config import Settings, env_flag, env_number
 from services.common.kafka import group_id_for, lead_key
 from services.common.metrics import serve_metrics
-from services.common.postgres import connect
 from services.common.timefmt import format_utc, parse_rfc3339
 from services.sla_monitor import store
 from services.sla_monitor.domain import Emission, Policy, SlaEngine
@@ -74,7 +73,7 @@ class SlaOptions:
     session_timeout_s: float = 10.0
     heartbeat_interval_s: float = 3.0
     lock_wait: bool = True               # wait for the writer lock (standby) or fail at once
-    metrics_host: str = "0.0.0.0"
+    metrics_host: str = "127.0.0.1"     # LEADFLOW_SLA_METRICS_HOST; 0.0.0.0 exposes /metrics
     serve_metrics: bool = True
 
 
@@ -189,11 +188,11 @@ class SlaMonitor:
 
     async def start(self) -> None:
         s, o = self.settings, self.options
-        conn = await connect(s)
-        self._lock_conn = conn
-        applied = await store.migrate_store(conn)
+        applied = await store.prepare_store(s)
         if applied:
             log.info("sla_monitor migrations applied: %s", ", ".join(applied))
+        conn = await store.connect_store(s)
+        self._lock_conn = conn
         key = store.lock_key(s.postgres_schema)
         if not await store.try_lock(conn, key):
             if not o.lock_wait:

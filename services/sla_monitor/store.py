@@ -17,7 +17,8 @@ from typing import Any
 import asyncpg
 
 from services.common.config import Settings
-from services.common.postgres import create_pool, migrate
+from services.common.db_roles import SLA
+from services.common.postgres import connect, create_pool, migrate, prepare_schema
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 COMPONENT = "sla_monitor"
@@ -35,11 +36,22 @@ def lock_key(schema: str) -> int:
 
 
 async def create_store_pool(settings: Settings, min_size: int = 1, max_size: int = 4) -> asyncpg.Pool:
-    return await create_pool(settings, min_size=min_size, max_size=max_size)
+    """The SLA state's pool, as the SLA role."""
+    return await create_pool(settings, min_size=min_size, max_size=max_size, role=SLA)
 
 
 async def migrate_store(conn: asyncpg.Connection) -> list[str]:
     return await migrate(conn, COMPONENT, MIGRATIONS)
+
+
+async def prepare_store(settings: Settings) -> list[str]:
+    """As the admin login: the schema, the SLA migrations, and the grants of its roles."""
+    return await prepare_schema(settings, COMPONENT, MIGRATIONS)
+
+
+async def connect_store(settings: Settings) -> asyncpg.Connection:
+    """One connection as the SLA role (the writer lock's)."""
+    return await connect(settings, role=SLA)
 
 
 async def try_lock(conn: asyncpg.Connection, key: int) -> bool:

@@ -57,6 +57,7 @@ class LocalStack:
             home / "prometheus", ports.prometheus, ports,
             service_ports={8080: settings.ingest_port, 9101: settings.lifecycle_metrics_port,
                            9102: settings.sla_metrics_port},
+            ingest_key=settings.prometheus_ingest_key,
         )
         self.alertmanager = AlertmanagerNode(home / "alertmanager", ports.alertmanager)
 

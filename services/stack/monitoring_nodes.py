@@ -10,12 +10,13 @@ from pathlib import Path
 
 import yaml
 
-from services.common.config import StackPorts, repo_root
+from services.common.config import Secret, StackPorts, repo_root
 from services.stack.process import (
     StackError, ensure_port_free, port_answers, read_pid, start_detached, stop_pid, tail, wait_until,
 )
 
 DEPLOY = repo_root() / "deploy"
+INGEST_JOB = "leadflow-ingest"
 APT_HINT = "apt-get install prometheus prometheus-alertmanager (as root)"
 
 
@@ -41,6 +42,7 @@ class PrometheusNode:
     ports: StackPorts
     service_ports: dict[int, int] = field(default_factory=dict)   # default port -> actual port
     host: str = "127.0.0.1"
+    ingest_key: Secret = field(default_factory=lambda: Secret(""))  # for ingest's /metrics outside dev mode
 
     @property
     def url(self) -> str:
@@ -49,6 +51,10 @@ class PrometheusNode:
     @property
     def pid_file(self) -> Path:
         return self.home / "prometheus.pid"
+
+    @property
+    def ingest_key_file(self) -> Path:
+        return self.home / "ingest-metrics.key"
 
     @property
     def log_file(self) -> Path:
@@ -67,8 +73,16 @@ class PrometheusNode:
         # Rules stay in deploy/ (one copy, tested there); point at them by absolute path.
         rules_dir = DEPLOY / "prometheus"
         config["rule_files"] = [str(rules_dir / pattern) for pattern in config.get("rule_files", [])]
-        target = self.home / "prometheus.yml"
         self.home.mkdir(parents=True, exist_ok=True)
+        if self.ingest_key:
+            # The key stays in a file of its own, readable by this user only, not in the config.
+            self.ingest_key_file.touch(mode=0o600)
+            self.ingest_key_file.chmod(0o600)
+            self.ingest_key_file.write_text(self.ingest_key.reveal())
+            for job in config["scrape_configs"]:
+                if job["job_name"] == INGEST_JOB:
+                    job["authorization"] = {"type": "Bearer", "credentials_file": str(self.ingest_key_file)}
+        target = self.home / "prometheus.yml"
         target.write_text(yaml.safe_dump(config, sort_keys=False))
         return target
 

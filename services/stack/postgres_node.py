@@ -13,6 +13,7 @@ from pathlib import Path
 
 import asyncpg
 
+from services.common.db_roles import ensure_roles
 from services.stack.process import StackError, ensure_port_free, port_answers, tail, wait_until
 
 PACKAGES_HINT = "apt-get install postgresql (as root), or put PostgreSQL's initdb/pg_ctl on PATH"
@@ -134,12 +135,21 @@ class PostgresNode:
         self._ensure_database()
 
     def _ensure_database(self) -> None:
+        """The database, and the services' roles (services/common/db_roles.py)."""
         async def create() -> None:
             conn = await asyncpg.connect(f"postgresql://postgres@{self.host}:{self.port}/postgres")
             try:
                 exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", self.database)
                 if not exists:
                     await conn.execute(f'CREATE DATABASE "{self.database}"')
+                await ensure_roles(conn)
+            finally:
+                await conn.close()
+            # The services' roles may not create tables anywhere (PostgreSQL before 15 let
+            # everyone create in `public`).
+            conn = await asyncpg.connect(self.dsn)
+            try:
+                await conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
             finally:
                 await conn.close()
 

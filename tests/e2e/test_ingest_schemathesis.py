@@ -17,7 +17,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -33,10 +32,10 @@ from schemathesis.checks import (
 
 from services.ingest.openapi import build_openapi
 from services.stack.process import free_port
+from tests.e2e.ingest_process import running_ingest
 
 pytestmark = pytest.mark.stack
 
-REPO = Path(__file__).resolve().parents[2]
 MAX_EXAMPLES = 200   # per mode for POST /v1/events; the GETs take no input
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           response_headers_conformance]
@@ -49,7 +48,6 @@ def ingest_process(stack, tmp_path_factory):
     tag = uuid.uuid4().hex[:10]
     log_path = tmp_path_factory.mktemp("ingest") / "ingest.log"
     env = {
-        **os.environ,
         "LEADFLOW_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
         "LEADFLOW_TOPIC_PREFIX": f"t-{tag}.",
         "LEADFLOW_TOPIC_PARTITIONS": "3",
@@ -59,29 +57,8 @@ def ingest_process(stack, tmp_path_factory):
         "LEADFLOW_INGEST_HMAC_SECRET": "",
         "LEADFLOW_INSTANCE_ID": f"schemathesis-{tag}",
     }
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "services.ingest"], cwd=REPO, env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, f"ingest exited ({proc.returncode}):\n{log_path.read_text()[-3000:]}"
-            try:
-                if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, f"ingest not ready:\n{log_path.read_text()[-3000:]}"
-            time.sleep(0.3)
+    with running_ingest(env, port, log_path) as (base, _proc):
         yield base, log_path
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 from services.backtest import log_order
 from services.common.envelope import Event
 from services.lifecycle.domain import run_log
-from services.lifecycle.store import migrate_store
+from services.lifecycle.store import prepare_store
 
 pytestmark = pytest.mark.stack
 
@@ -50,10 +50,10 @@ def history() -> list[Event]:
 
 async def store_history(settings, events: list[Event]) -> None:
     """The rows the lifecycle service stores for this log (one partition, offsets in log order)."""
+    await prepare_store(settings)   # as the lifecycle service does: tables, and its roles' grants
     conn = await asyncpg.connect(settings.postgres_dsn.reveal(),
                                  server_settings={"search_path": f'"{settings.postgres_schema}"'})
     try:
-        await migrate_store(conn)
         rows = []
         for offset, t in enumerate(run_log(events)):
             e = t.event

@@ -347,3 +347,65 @@ async def test_openapi_document_is_served(api):
     resp = await api.client.get("/openapi.json")
     assert resp.status == 200
     assert await resp.json() == build_openapi()
+
+
+async def test_with_keys_every_route_but_the_health_checks_needs_one(keyed_api):
+    """Outside dev mode /metrics and /openapi.json answer only with a valid key; the health
+    checks answer anyone (a load balancer or an orchestrator probes them without secrets)."""
+    client = keyed_api.client
+    for path in ("/metrics", "/openapi.json"):
+        for headers in ({}, {"Authorization": "Bearer not-a-key"}, {"Authorization": f"Basic {WEBSITE_KEY}"}):
+            resp = await client.get(path, headers=headers)
+            assert resp.status == 401, (path, headers)
+            assert (await resp.json())["error"] == "unauthorized"
+            assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+        resp = await client.get(path, headers={"Authorization": f"Bearer {HUBSPOT_KEY}"})
+        assert resp.status == 200, path
+    status, _body, _ = await keyed_api.post(event(1))
+    assert status == 401
+    for path in ("/healthz", "/readyz"):
+        resp = await client.get(path)
+        assert resp.status == 200, path
+    documented = build_openapi()["paths"]
+    keyed = {path for path, ops in documented.items() for op in ops.values() if op["security"]}
+    assert keyed == {"/v1/events", "/metrics", "/openapi.json"}
+
+
+async def test_requests_past_the_inflight_cap_get_503_at_once_not_memory():
+    """While Kafka is slow, bodies waiting for acknowledgements are capped: the next request is
+    answered 503 with Retry-After at once instead of being held in memory."""
+    import asyncio
+
+    class SlowPublisher(RecordingPublisher):
+        def __init__(self) -> None:
+            super().__init__()
+            self.release = asyncio.Event()
+
+        async def publish(self, records) -> None:
+            await self.release.wait()
+            await super().publish(records)
+
+    first = json.dumps([event(1)]).encode()
+    registry = CollectorRegistry()
+    app = create_app(make_settings(), IngestOptions(consume_inbound=False, max_inflight_bytes=len(first) + 10), registry)
+    publisher = SlowPublisher()
+    app[SERVICE_KEY].publisher = publisher
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        headers = {"Content-Type": "application/json"}
+        pending = asyncio.create_task(client.post("/v1/events", data=first, headers=headers))
+        while app[SERVICE_KEY]._inflight_bytes == 0:
+            await asyncio.sleep(0.01)
+        resp = await client.post("/v1/events", data=json.dumps([event(2)]), headers=headers)
+        assert resp.status == 503
+        assert resp.headers["Retry-After"] == str(IngestOptions().retry_after_s)
+        assert "waiting for the event log" in (await resp.json())["reason"]
+        publisher.release.set()
+        assert (await pending).status == 202
+        assert [r.key for r in publisher.records] == [b"L-1"]
+        assert app[SERVICE_KEY]._inflight_bytes == 0
+        resp = await client.post("/v1/events", data=json.dumps([event(3)]), headers=headers)
+        assert resp.status == 202
+    finally:
+        await client.close()

@@ -77,9 +77,12 @@ def test_post_events_documents_auth_limits_and_every_status():
     assert array["maxItems"] == request_body.MAX_EVENTS_PER_REQUEST == 1000
 
 
-def test_open_endpoints_need_no_auth():
-    for path in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
+def test_only_the_health_checks_need_no_auth():
+    for path in ("/healthz", "/readyz"):
         assert DOCUMENT["paths"][path]["get"]["security"] == []
+    for path in ("/metrics", "/openapi.json"):
+        assert DOCUMENT["paths"][path]["get"]["security"] == [{"bearerAuth": []}]
+        assert "401" in DOCUMENT["paths"][path]["get"]["responses"]
 
 
 def test_event_is_one_of_the_types_discriminated_by_type():
