@@ -375,6 +375,7 @@ async def latency_part(options, stack: BenchStack, result: Result, log, started:
         "drain_s": 20.0,
         "sla_drain_s": 60.0 if options.quick else 180.0,
         "cpu_rates": [5000, 1000],
+        "idle_s": 3.0,
     }
     cfg.update(options.latency)
     s = part_settings(stack, "latency", options.partitions)
@@ -404,6 +405,13 @@ async def latency_part(options, stack: BenchStack, result: Result, log, started:
             if not await _wait(lambda: all(e["event_id"] in p.lifecycle_at for e in warm), 60):
                 raise PartSkipped("warm-up: the lifecycle records of the first 1,000 events did not arrive in 60s")
             await p.sla_settled(60)
+            # The pipeline's CPU with no traffic (polls, heartbeats, timers): the part of a rung's
+            # CPU per event that follows time, not events.
+            idle_before, idle_t0 = meter.snapshot(), time.monotonic()
+            await asyncio.sleep(cfg["idle_s"])
+            doc["idle_cpu_share"] = meter.shares(idle_before, meter.snapshot(), time.monotonic() - idle_t0)
+            log(f"  idle: CPU busy {doc['idle_cpu_share']['total']:.2f} of {doc['idle_cpu_share']['cores']} cores "
+                f"({', '.join(f'{k} {v:.2f}' for k, v in doc['idle_cpu_share'].items() if k not in ('total', 'cores') and v is not None)})")
 
             async def measure(rate: int, purpose: str) -> dict[str, Any]:
                 nonlocal cursor

@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 import struct
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 from services.common.avro_codec import (
     HEADER_LEN, AvroCodec, AvroCodecError, decode_payload_json, event_from_avro, event_to_avro,
@@ -85,8 +85,8 @@ class _Payloads(dict):
     is as good as a new parse. Only flat dicts of small texts are kept; emptied when full."""
 
     __slots__ = ()
-    LIMIT = 256          # bytes of payload JSON worth keeping
-    ENTRIES = 20_000     # a few MB at most
+    LIMIT: ClassVar[int] = 256          # bytes of payload JSON worth keeping
+    ENTRIES: ClassVar[int] = 20_000     # a few MB at most
 
     def keep(self, raw: bytes, text: str, payload: Any) -> None:
         if type(payload) is not dict:
