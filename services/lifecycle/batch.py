@@ -86,7 +86,7 @@ class Decoded:
 
     __slots__ = ("offset", "key", "value", "event", "_envelope", "error", "payload_json")
 
-    def __init__(self, offset: int, key: bytes | None, value: bytes | None, event: Event | None,
+    def __init__(self, offset: int, key: bytes | None, value: Any, event: Event | None,
                  envelope: dict | None, error: str | None, payload_json: str | None = None) -> None:
         self.offset = offset
         self.key = key
@@ -104,12 +104,13 @@ class Decoded:
         return envelope
 
 
-def decode_record(codec, offset: int, key: bytes | None, value: bytes | None) -> Decoded:
+def decode_record(codec, offset: int, key: bytes | None, value: Any) -> Decoded:
     """An input record of leadflow.events, or the reason it cannot be stored as an event.
     `codec`: a wire.EnvelopeDecoder (its fast reader first), or anything with
-    `decode(message) -> envelope record` (an AvroCodec)."""
+    `decode(message) -> envelope record` (an AvroCodec). `value` is bytes from Kafka; anything
+    else (None, a memoryview...) goes to the codec, which reads or explains it."""
     read = getattr(codec, "read", None)
-    if read is not None and value is not None:
+    if read is not None and type(value) is bytes:
         got = read(value)   # None: not for the fast path (it has no NUL in its strings either)
         if got is not None:
             return Decoded(offset, key, value, got[0], None, None, got[1])
@@ -126,7 +127,8 @@ def decode_partition(codec, records: Iterable[Any]) -> list[Decoded]:
     append = out.append
     for r in records:
         value = r.value
-        got = read(value) if value is not None else None
+        # Only bytes take the fast reader (compiled, it accepts nothing else); the rest, the codec.
+        got = read(value) if type(value) is bytes else None
         if got is None:
             append(_decode_with_codec(codec, r.offset, r.key, value))
         else:
@@ -134,7 +136,7 @@ def decode_partition(codec, records: Iterable[Any]) -> list[Decoded]:
     return out
 
 
-def _decode_with_codec(codec, offset: int, key: bytes | None, value: bytes | None) -> Decoded:
+def _decode_with_codec(codec, offset: int, key: bytes | None, value: Any) -> Decoded:
     """The codec's path of decode_record: any schema version, and the error text of a record
     that cannot be read."""
     try:

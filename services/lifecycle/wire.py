@@ -290,9 +290,10 @@ class EnvelopeDecoder:
         """(the Event, its payload_json) when the fast path reads `message`, else None."""
         return self.read(message)
 
-    def decode(self, message: bytes) -> dict[str, Any]:
-        """The envelope record, as the codec gives it."""
-        got = self.read(message)
+    def decode(self, message: Any) -> dict[str, Any]:
+        """The envelope record, as the codec gives it (which also reads a memoryview or bytearray;
+        the fast reader takes bytes only)."""
+        got = self.read(message) if type(message) is bytes else None
         if got is None:
             return self.codec.decode(message)
         event, text = got
