@@ -130,6 +130,9 @@ async def confluent_per_round(bootstrap: str, partitions: int, rounds: int, reco
         consumer.poll(0.2)
         if time.monotonic() > deadline:
             raise RuntimeError("the confluent consumer got no partitions within 60 s")
+    # A member of the group that fetches nothing: librdkafka prefetches in the background even
+    # when not polled, which would charge the broker for reads no other variant makes.
+    consumer.pause(consumer.assignment())
     producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"txnbench-cf-{start_offset}",
                          "enable.idempotence": True, "acks": "all", "linger.ms": 5,
                          "batch.size": 256 * 1024})

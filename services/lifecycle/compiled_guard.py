@@ -6,7 +6,7 @@ editable checkout an edited rule would then be silently shadowed by the old mach
 build writes `compiled.json` beside them with the SHA-256 of each source it compiled; this finder,
 installed by `services/lifecycle/__init__.py` before any of those modules is imported, compares
 those hashes with the sources on disk. If all agree, the compiled modules load; if any differs (or
-the manifest is unreadable), *every* module of the build is loaded from its `.py`, with a warning
+the manifest is unreadable, or LEADFLOW_COMPILED=0), *every* module of the build is loaded from its `.py`, with a warning
 naming the stale sources: the compiled modules call each other directly in C, so a mix of a
 fresh `.py` and its stale siblings would still run old code.
 """
@@ -17,6 +17,7 @@ import importlib.machinery
 import importlib.util
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -31,6 +32,8 @@ COMPILED_MODULES: tuple[str, ...] = (
     "services.lifecycle.domain.log",
 )
 MANIFEST_NAME = "compiled.json"
+# LEADFLOW_COMPILED=0 runs the sources although a fresh build is there.
+SWITCH = "LEADFLOW_COMPILED"
 
 
 def source_hash(path: Path) -> str:
@@ -69,6 +72,8 @@ class CompiledGuard:
         return self._use_source
 
     def _decide(self) -> bool:
+        if os.environ.get(SWITCH, "").strip().lower() in ("0", "false", "no", "off"):
+            return True    # asked for the sources (to compare, or to rule the build out)
         if not self.manifest_path.exists():
             return False   # no compiled build: the normal import finds the .py files anyway
         try:

@@ -90,6 +90,12 @@ def test_an_unreadable_or_incomplete_manifest_refuses_the_build(package, caplog)
     assert caplog.text.count("compiled build refused") == 2
 
 
+def test_leadflow_compiled_0_runs_the_sources_of_a_fresh_build(package, monkeypatch):
+    pkg, load = package
+    monkeypatch.setenv("LEADFLOW_COMPILED", "0")
+    assert load({"pkgx.hot": source_hash(pkg / "hot.py")}).BUILT_FROM == "source"
+
+
 def test_without_a_build_the_guard_stays_out_of_the_way(package):
     _pkg, load = package
     # No manifest: the guard defers to the normal import (which here is the stand-in).
