@@ -45,6 +45,12 @@ def source_path(root: Path, module: str) -> Path:
     return root.joinpath(*module.split(".")).with_suffix(".py")
 
 
+def compiled_files(root: Path, module: str) -> list[Path]:
+    """The extension modules built for `module` beside its source (any Python version)."""
+    src = source_path(root, module)
+    return sorted(src.parent.glob(src.stem + ".*.so")) if src.parent.exists() else []
+
+
 def stale_sources(root: Path, manifest: dict, modules: Sequence[str]) -> list[str]:
     """The modules whose source differs from the one the build compiled (or that it did not record)."""
     recorded = manifest.get("sources", {})
@@ -58,7 +64,8 @@ def stale_sources(root: Path, manifest: dict, modules: Sequence[str]) -> list[st
 
 class CompiledGuard:
     """A meta path finder for `modules`: None (the normal import, compiled module first) when the
-    build is fresh; the `.py` spec when it is stale. Decides once, on the first import."""
+    build is fresh; the `.py` spec when it is stale or has no manifest. Decides once, on the first
+    import."""
 
     def __init__(self, root: Path, manifest_path: Path, modules: Sequence[str] = COMPILED_MODULES) -> None:
         self.root = root
@@ -75,7 +82,13 @@ class CompiledGuard:
         if os.environ.get(SWITCH, "").strip().lower() in ("0", "false", "no", "off"):
             return True    # asked for the sources (to compare, or to rule the build out)
         if not self.manifest_path.exists():
-            return False   # no compiled build: the normal import finds the .py files anyway
+            # No build, or one being made or removed (the manifest is written last and removed
+            # first): a compiled module without its manifest is never used.
+            leftovers = [m for m in self.modules if list(compiled_files(self.root, m))]
+            if leftovers:
+                log.warning("compiled build refused: %s has no %s; the lifecycle runs from its .py sources",
+                            ", ".join(leftovers), self.manifest_path)
+            return True
         try:
             manifest = json.loads(self.manifest_path.read_text())
         except (OSError, ValueError) as exc:

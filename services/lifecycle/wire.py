@@ -337,11 +337,14 @@ class LifecycleEncoder:
         join = b"".join
         unreadable = (IndexError, ValueError)   # a message the splice cannot walk: the codec encodes
 
-        def splice(t: Transition, m: bytes | None) -> bytes | None:
-            """The record of `t` from `m`, the input message of t's event (its lead_id and
-            event_id fields are t's, its body is the event field); None unless `m` was written
-            with the current event_envelope schema."""
-            if m is None or m[:HEADER_LEN] != in_header:
+        def splice(t: Transition, message: Any) -> bytes | None:
+            """The record of `t` from `message`, the input message of t's event (its lead_id and
+            event_id fields are t's, its body is the event field); None unless `message` is bytes
+            written with the current event_envelope schema."""
+            if type(message) is not bytes:
+                return None   # None, or a memoryview... (never from aiokafka): the codec encodes
+            m: bytes = message   # compiled (mypyc), the reads below are then bytes operations
+            if m[:HEADER_LEN] != in_header:
                 return None
             try:
                 n0 = m[10]
@@ -362,7 +365,7 @@ class LifecycleEncoder:
 
         return splice
 
-    def encode(self, t: Transition, envelope: Mapping[str, Any], message: bytes | None) -> bytes:
+    def encode(self, t: Transition, envelope: Mapping[str, Any], message: Any) -> bytes:
         """The lifecycle record of `t`; `message` is the input message the event came in (its
         bytes are reused when written with the current event_envelope schema)."""
         out = self.splice(t, message)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from services.lifecycle.compiled_guard import (
-    COMPILED_MODULES, MANIFEST_NAME, CompiledGuard, source_hash, source_path, stale_sources,
+    COMPILED_MODULES, MANIFEST_NAME, CompiledGuard, compiled_files, source_hash, source_path, stale_sources,
 )
 
 REPO = Path(__file__).resolve().parents[3]
@@ -96,10 +96,19 @@ def test_leadflow_compiled_0_runs_the_sources_of_a_fresh_build(package, monkeypa
     assert load({"pkgx.hot": source_hash(pkg / "hot.py")}).BUILT_FROM == "source"
 
 
-def test_without_a_build_the_guard_stays_out_of_the_way(package):
-    _pkg, load = package
-    # No manifest: the guard defers to the normal import (which here is the stand-in).
-    assert load(None).BUILT_FROM == "compiled"
+def test_a_compiled_module_without_the_manifest_is_refused(package, caplog):
+    # A build being made or removed (its manifest is written last, removed first), or a stray .so.
+    pkg, load = package
+    (pkg / "hot.cpython-311-x86_64-linux-gnu.so").write_bytes(b"")   # only its name is looked at
+    with caplog.at_level(logging.WARNING, logger="leadflow.compiled"):
+        assert load(None).BUILT_FROM == "source"
+    assert "compiled build refused: pkgx.hot has no" in caplog.text
+
+
+def test_without_any_build_the_sources_load_quietly(package, caplog):
+    with caplog.at_level(logging.WARNING, logger="leadflow.compiled"):
+        assert package[1](None).BUILT_FROM == "source"
+    assert caplog.text == ""
 
 
 def test_one_stale_module_refuses_the_whole_build(tmp_path: Path):
@@ -122,7 +131,10 @@ def test_the_real_build_is_refused_once_a_source_changes(tmp_path: Path):
     copy = tmp_path / "tree"
     shutil.copytree(REPO / "services", copy / "services", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "schemas", copy / "schemas")
-    compiled = (REPO / "services" / "lifecycle" / MANIFEST_NAME).exists()
+    manifest = REPO / "services" / "lifecycle" / MANIFEST_NAME
+    # A fresh build in this checkout (make install) runs compiled; none, or a stale one, the sources.
+    compiled = manifest.exists() and not stale_sources(REPO, json.loads(manifest.read_text()), COMPILED_MODULES) \
+        and all(compiled_files(REPO, m) for m in COMPILED_MODULES)
     probe = ("import logging; logging.basicConfig(level=logging.WARNING, format='%(message)s'); "
              "import services.lifecycle.wire as w, services.lifecycle.domain.machine as m; "
              "print(w.__file__); print(m.__file__)")
@@ -134,7 +146,7 @@ def test_the_real_build_is_refused_once_a_source_changes(tmp_path: Path):
 
     files, err = run()
     assert all(f.endswith(".so") == compiled for f in files), (files, err)
-    assert "compiled build refused" not in err
+    assert ("compiled build refused" in err) == (manifest.exists() and not compiled)
     wire = source_path(copy, "services.lifecycle.wire")
     wire.write_text(wire.read_text() + "\n# edited after the build\n")
     files, err = run()
