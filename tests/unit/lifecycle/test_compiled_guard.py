@@ -20,6 +20,13 @@ from services.lifecycle.compiled_guard import (
 REPO = Path(__file__).resolve().parents[3]
 
 
+@pytest.fixture(autouse=True)
+def _no_switch(monkeypatch):
+    # LEADFLOW_COMPILED=0 in the caller's environment (a run of the suite on the sources) would
+    # decide every case here; the test that needs it sets it.
+    monkeypatch.delenv("LEADFLOW_COMPILED", raising=False)
+
+
 class _CompiledStandIn:
     """What the import system does when a `.so` sits beside a `.py`: it loads the `.so`. Here a
     `hot_compiled.py` plays the extension module (a unit test has no C compiler to rely on)."""
