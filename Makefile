@@ -5,6 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SYSDEPS := .leadflow/.system-deps-stamp
+COMPILED := $(VENV)/.compiled-stamp
+# The modules deploy/scripts/build_compiled.py compiles (services/lifecycle/compiled_guard.py lists them).
+HOT_SOURCES := services/lifecycle/wire.py services/lifecycle/batch.py services/lifecycle/domain/machine.py \
+	services/lifecycle/domain/log.py services/lifecycle/compiled_guard.py deploy/scripts/build_compiled.py
 PYTEST_ARGS ?=
 
 .PHONY: help install system-deps up down status demo test test-unit test-stack test-faults bench report-bench clean
@@ -18,7 +22,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
 	@touch $(STAMP)
 
-install: $(STAMP) ## Create .venv with leadflow installed (.venv/bin/leadflow)
+# The compiled build of the core's hot loops (mypyc); never fails the install: without mypyc or a C
+# compiler the lifecycle runs from its .py sources (LEADFLOW_NO_COMPILE=1 skips it).
+$(COMPILED): $(STAMP) $(HOT_SOURCES)
+	@$(BIN)/pip install -q --disable-pip-version-check 'mypy>=1.10' || echo "build_compiled: mypy (mypyc) could not be installed; the lifecycle runs from its .py sources"
+	@$(BIN)/python deploy/scripts/build_compiled.py
+	@touch $(COMPILED)
+
+install: $(STAMP) $(COMPILED) ## Create .venv with leadflow installed (.venv/bin/leadflow), the hot loops compiled
 
 $(SYSDEPS): deploy/scripts/install-system-deps.sh
 	@bash deploy/scripts/install-system-deps.sh

@@ -33,7 +33,8 @@ FULL_EVENTS = 200_000
               help="Lifecycle service processes sharing the partitions in part 4.")
 @click.option("--rates", default=None, metavar="R1,R2,...",
               help="The latency ladder of part 6 in events/s, tried in order until one is sustained "
-                   "[default: 5000,2500,1000,500,250].")
+                   "[default: 5000,2500,1000,500,250, then 5000 and 1000 if not run, for the pipeline CPU "
+                   "per event]; each rung reports the pipeline's CPU per event.")
 def bench(events: int | None, quick: bool, json_path: Path | None, parts: str, partitions: int, seed: int,
           instances: int, rates: str | None) -> None:
     """Benchmark leadflow against its peers: core, passthrough, Faust, lifecycle, SLA monitor, latency."""
@@ -52,6 +53,7 @@ def bench(events: int | None, quick: bool, json_path: Path | None, parts: str, p
             raise click.BadParameter(f"expected whole events/s of at least 10, comma-separated, got {rates!r}",
                                      param_hint="--rates")
         latency["rates"] = ladder
+        latency["cpu_rates"] = []   # a ladder of one's own: the CPU per event of its rungs only
     import logging
 
     # aiokafka logs every retry while a topic the bench just created elects its leaders.

@@ -31,6 +31,7 @@ from services.common.runtime import tune_gc
 from services.lifecycle.batch import Decoded, decode_partition, decode_record, lifecycle_record
 from services.lifecycle.domain import LeadLog
 from services.lifecycle.service import LifecycleOptions
+from services.lifecycle import wire as lifecycle_wire
 from services.lifecycle.wire import EnvelopeDecoder, LifecycleEncoder
 
 
@@ -211,6 +212,8 @@ def _measure_core(messages: Sequence[bytes], repeats: int, with_profile: bool) -
     identical = {name: out == reference for name, out in outputs.items()}
     doc: dict[str, Any] = {
         "service_path": service_codec(in_codec, out_codec)[0],
+        # the mypyc build of make install (services/lifecycle/compiled_guard.py), or the .py sources
+        "compiled_build": not (lifecycle_wire.__file__ or "").endswith(".py"),
         "gc_thresholds": list(gc.get_threshold()),
         "events": n,
         "records_out": len(reference),

@@ -14,7 +14,9 @@ from services.stack.process import read_pid
 
 
 def _tree_cpu_s(pid: int | None) -> float | None:
-    """CPU seconds of a process and its live children (a Postgres server and its backends)."""
+    """CPU seconds of a process and its children (a Postgres server and its backends): the live
+    ones, and those that ended and were waited for (a backend of a closed connection), which the
+    kernel adds to the parent's children times."""
     if pid is None:
         return None
     try:
@@ -28,7 +30,7 @@ def _tree_cpu_s(pid: int | None) -> float | None:
             t = proc.cpu_times()
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue   # a backend that ended in between: its time is lost, not guessed
-        total += t.user + t.system
+        total += t.user + t.system + t.children_user + t.children_system
     return total
 
 

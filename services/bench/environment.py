@@ -125,7 +125,15 @@ def service_env(settings: Settings, **ports: int) -> dict[str, str]:
         "LEADFLOW_INGEST_PORT": str(ports.get("ingest", free_port())),
         "PYTHONUNBUFFERED": "1",
     })
+    # LEADFLOW_BENCH_SET_<NAME>=value sets LEADFLOW_<NAME> for the services: how a tuning lever
+    # is measured against the defaults (interleaved runs, docs/performance.md).
+    for key, value in os.environ.items():
+        if key.startswith(SERVICE_SETTING_PREFIX) and len(key) > len(SERVICE_SETTING_PREFIX):
+            env["LEADFLOW_" + key[len(SERVICE_SETTING_PREFIX):]] = value
     return env
+
+
+SERVICE_SETTING_PREFIX = "LEADFLOW_BENCH_SET_"
 
 
 # --- the machine -----------------------------------------------------------------------------------

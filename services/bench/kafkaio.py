@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -97,6 +98,12 @@ class Arrivals:
         return sum(1 for t in ts if t > lo), (hi - lo) / 1000.0
 
 
+# How long the broker parks a reader's fetch when nothing new is committed: a parked fetch answers
+# as soon as records are there, so this only sets how often an idle reader asks again (each ask is
+# broker CPU charged to the pipeline's Kafka figure). LEADFLOW_BENCH_READER_FETCH_MAX_WAIT_MS.
+READER_FETCH_MAX_WAIT_MS = int(os.environ.get("LEADFLOW_BENCH_READER_FETCH_MAX_WAIT_MS", "20"))
+
+
 @dataclass
 class Observer:
     """Counts the records arriving on a topic, read_committed, from its beginning.
@@ -114,7 +121,7 @@ class Observer:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
             isolation_level="read_committed", auto_offset_reset="earliest",
-            fetch_max_wait_ms=20, max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_wait_ms=READER_FETCH_MAX_WAIT_MS, max_partition_fetch_bytes=4 * 1024 * 1024,
         )
         await consumer.start()
         partitions = consumer.partitions_for_topic(self.topic)

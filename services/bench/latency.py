@@ -25,7 +25,7 @@ import json
 import time
 import uuid
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 import aiohttp
 import asyncpg
@@ -35,7 +35,7 @@ from services.bench.environment import BenchStack, part_settings, prepare_part, 
 from services.bench.kafkaio import Observer
 from services.bench.parts import PartSkipped, module_present
 from services.bench.procs import Proc
-from services.bench.stats import Result, latency_summary
+from services.bench.stats import PIPELINE_CPU_HEADLINE_RATE, Result, latency_summary, pipeline_cpu_per_event
 from services.bench.traffic import generate_events
 from services.common.avro_codec import AvroCodec
 from services.common.config import Settings
@@ -110,6 +110,7 @@ class Pipeline:
         self.events_obs = Observer(s, s.topics.events, on_record=self._on_event)
         self.lifecycle_obs = Observer(s, s.topics.lifecycle, on_record=self._on_lifecycle)
         self.sla_obs = Observer(s, s.topics.sla, on_record=self._on_sla)
+        self._position_conn: asyncpg.Connection | None = None
 
     @property
     def url(self) -> str:
@@ -182,28 +183,30 @@ class Pipeline:
             return False
 
     async def sla_position(self) -> int | None:
-        """Input records the SLA monitor has committed (its sla_input_offsets), or None."""
+        """Input records the SLA monitor has committed (its sla_input_offsets), or None. One
+        connection for the whole part: a connection per poll would start a PostgreSQL backend each
+        time and charge its CPU to the pipeline."""
         try:
-            conn = await asyncpg.connect(self.s.postgres_dsn.reveal(),
-                                         server_settings={"search_path": self.s.postgres_schema})
+            if self._position_conn is None or self._position_conn.is_closed():
+                self._position_conn = await asyncpg.connect(
+                    self.s.postgres_dsn.reveal(), server_settings={"search_path": self.s.postgres_schema})
+            return int(await self._position_conn.fetchval(
+                "SELECT coalesce(sum(next_offset), 0) FROM sla_input_offsets") or 0)
         except (OSError, asyncpg.PostgresError):
             return None
-        try:
-            return int(await conn.fetchval("SELECT coalesce(sum(next_offset), 0) FROM sla_input_offsets") or 0)
-        except asyncpg.PostgresError:
-            return None
-        finally:
-            await conn.close()
 
-    async def sla_settled(self, timeout_s: float, idle_s: float = 1.5) -> bool:
+    async def sla_settled(self, timeout_s: float, idle_s: float = 1.5, on_move: Callable[[], None] | None = None) -> bool:
         """Wait until the SLA monitor's committed position has not moved for `idle_s` (it has
-        caught up with leadflow.lifecycle) and the relay had time to publish."""
+        caught up with leadflow.lifecycle) and the relay had time to publish. `on_move` is called
+        each time the position is seen to move."""
         deadline = time.monotonic() + timeout_s
         last, since = None, time.monotonic()
         while time.monotonic() < deadline:
             pos = await self.sla_position()
             if pos != last:
                 last, since = pos, time.monotonic()
+                if on_move is not None:
+                    on_move()
             elif time.monotonic() - since >= idle_s:
                 return True
             await asyncio.sleep(0.25)
@@ -221,6 +224,8 @@ class Pipeline:
                 await obs.stop()
             except Exception:  # noqa: BLE001
                 pass
+        if self._position_conn is not None:
+            self._position_conn.terminate()   # no round trip: the server may be stopping
         for proc in self.procs.values():
             proc.stop()
 
@@ -322,6 +327,42 @@ def _rung_figures(p: Pipeline, client: dict[str, Any], drain_s: float) -> dict[s
     return out
 
 
+async def _measure_rung(p: Pipeline, session: aiohttp.ClientSession, meter: CpuMeter, batch: list[dict],
+                        rate: int, cfg: dict[str, Any]) -> dict[str, Any]:
+    """One rung: send `batch` at `rate`, wait for the lifecycle records and for the SLA monitor to
+    catch up, and measure the latencies and the CPU of every process.
+
+    The pipeline's CPU per event is taken from the rung's start to the last move of the SLA
+    monitor's committed position (the pipeline had then done all its work on these events; the
+    idle wait that proves it is left out), divided by the events sent."""
+    sampler = asyncio.create_task(_sample(p))
+    cpu_before, cpu_t0 = meter.snapshot(), time.monotonic()
+    client = await run_rung(p, session, batch, rate, cfg["duration_s"])
+    cpu_share = meter.shares(cpu_before, meter.snapshot(), time.monotonic() - cpu_t0)
+    ids = client["ids"]
+    client["behind_at_end"] = sum(1 for i in ids if i not in p.lifecycle_at)
+    t_end = time.monotonic()
+    await _wait(lambda: all(i in p.lifecycle_at for i in ids), cfg["drain_s"])
+    drain = time.monotonic() - t_end
+    last_move = {"cpu": meter.snapshot(), "at": time.monotonic()}
+
+    def moved() -> None:
+        last_move["cpu"], last_move["at"] = meter.snapshot(), time.monotonic()
+
+    # The SLA monitor catches up (and its relay publishes) before the next rung starts.
+    client["sla_caught_up"] = await p.sla_settled(cfg["sla_drain_s"], on_move=moved)
+    client["sla_drain_s"] = round(time.monotonic() - t_end, 2)
+    sampler.cancel()
+    rung = _rung_figures(p, client, drain)
+    rung["cpu_share_while_sending"] = cpu_share
+    rung["pipeline_cpu"] = pipeline_cpu_per_event(cpu_before, last_move["cpu"], client["sent"])
+    rung["pipeline_cpu"]["window_s"] = round(last_move["at"] - cpu_t0, 2)
+    rung["sustained"] = (rung["client_rate"] or 0) >= 0.95 * rate and client["behind_at_end"] <= 2 * rate \
+        and rung["lifecycle_received"] == len(ids) and not rung["errors"] \
+        and client["sla_caught_up"] and client["sla_drain_s"] <= SLA_CAUGHT_UP_S
+    return rung
+
+
 async def latency_part(options, stack: BenchStack, result: Result, log, started: float | None = None) -> None:
     for module in ("services.ingest", "services.lifecycle", "services.sla_monitor"):
         reason = module_present(module)
@@ -333,13 +374,15 @@ async def latency_part(options, stack: BenchStack, result: Result, log, started:
         "seed_leads": 100_000 if options.quick else 1_000_000,
         "drain_s": 20.0,
         "sla_drain_s": 60.0 if options.quick else 180.0,
+        "cpu_rates": [5000, 1000],
+        "idle_s": 3.0,
     }
     cfg.update(options.latency)
     s = part_settings(stack, "latency", options.partitions)
     await prepare_part(s)
     seeded = await seed_store(s, cfg["seed_leads"])
     log(f"  {seeded['leads_in_store']:,} leads in the event store (seeded in {seeded['seed_s']}s)")
-    total = int(sum(r * cfg["duration_s"] for r in cfg["rates"])) + 2000
+    total = int(sum(r * cfg["duration_s"] for r in [*cfg["rates"], *cfg["cpu_rates"]])) + 2000
     events = list(generate_events(total, seed=options.seed + 1, start=datetime.now(timezone.utc),
                                   lead_prefix=f"LAT{uuid.uuid4().hex[:6]}-", concurrent_leads=2000))
     p = Pipeline(stack, s)
@@ -362,45 +405,58 @@ async def latency_part(options, stack: BenchStack, result: Result, log, started:
             if not await _wait(lambda: all(e["event_id"] in p.lifecycle_at for e in warm), 60):
                 raise PartSkipped("warm-up: the lifecycle records of the first 1,000 events did not arrive in 60s")
             await p.sla_settled(60)
-            chosen = None
-            for rate in cfg["rates"]:
+            # The pipeline's CPU with no traffic (polls, heartbeats, timers): the part of a rung's
+            # CPU per event that follows time, not events.
+            idle_before, idle_t0 = meter.snapshot(), time.monotonic()
+            await asyncio.sleep(cfg["idle_s"])
+            doc["idle_cpu_share"] = meter.shares(idle_before, meter.snapshot(), time.monotonic() - idle_t0)
+            log(f"  idle: CPU busy {doc['idle_cpu_share']['total']:.2f} of {doc['idle_cpu_share']['cores']} cores "
+                f"({', '.join(f'{k} {v:.2f}' for k, v in doc['idle_cpu_share'].items() if k not in ('total', 'cores') and v is not None)})")
+
+            async def measure(rate: int, purpose: str) -> dict[str, Any]:
+                nonlocal cursor
+                n = int(rate * cfg["duration_s"])
+                batch = events[cursor:cursor + n]
+                cursor += n
+                log(f"  {rate:,} events/s for {cfg['duration_s']:.0f}s{purpose} ...")
+                rung = await _measure_rung(p, session, meter, batch, rate, cfg)
+                doc["rungs"].append(rung)
+                cpu = rung["pipeline_cpu"]
+                result.set_pipeline_cpu(rate, cpu)
+                total = cpu["pipeline_us_per_event"]
+                log(f"    client {rung['client_rate']:,.0f}/s, behind {rung['behind_at_end_of_sending']:,}, "
+                    f"lifecycle p99 {rung['lifecycle']['p99_ms']} ms, sla p99 {rung['sla']['p99_ms']} ms"
+                    f", CPU busy {rung['cpu_share_while_sending']['total']:.2f} of "
+                    f"{rung['cpu_share_while_sending']['cores']} cores, pipeline CPU "
+                    f"{'—' if total is None else f'{total:,.0f}'} µs/event"
+                    f"{'' if rung['sustained'] else ' (not sustained)'}")
+                return rung
+
+            def out_of_time(rate: int) -> bool:
                 if options.deadline_s and started is not None and \
                         time.monotonic() - started + cfg["duration_s"] + 15 > options.deadline_s:
                     doc["stopped"] = (f"the ladder stopped before {rate:,}/s: the run's time budget of "
                                       f"{options.deadline_s:.0f}s (--quick) would be exceeded")
                     log(f"  {doc['stopped']}")
+                    return True
+                return False
+
+            chosen = None
+            for rate in cfg["rates"]:
+                if out_of_time(rate):
                     break
-                n = int(rate * cfg["duration_s"])
-                batch = events[cursor:cursor + n]
-                cursor += n
-                log(f"  {rate:,} events/s for {cfg['duration_s']:.0f}s ...")
-                sampler = asyncio.create_task(_sample(p))
-                cpu_before, cpu_t0 = meter.snapshot(), time.monotonic()
-                client = await run_rung(p, session, batch, rate, cfg["duration_s"])
-                cpu_share = meter.shares(cpu_before, meter.snapshot(), time.monotonic() - cpu_t0)
-                ids = client["ids"]
-                client["behind_at_end"] = sum(1 for i in ids if i not in p.lifecycle_at)
-                t_end = time.monotonic()
-                await _wait(lambda: all(i in p.lifecycle_at for i in ids), cfg["drain_s"])
-                drain = time.monotonic() - t_end
-                # The SLA monitor catches up (and its relay publishes) before the next rung starts.
-                client["sla_caught_up"] = await p.sla_settled(cfg["sla_drain_s"])
-                client["sla_drain_s"] = round(time.monotonic() - t_end, 2)
-                sampler.cancel()
-                rung = _rung_figures(p, client, drain)
-                rung["cpu_share_while_sending"] = cpu_share
-                sustained = (rung["client_rate"] or 0) >= 0.95 * rate and client["behind_at_end"] <= 2 * rate \
-                    and rung["lifecycle_received"] == len(ids) and not rung["errors"] \
-                    and client["sla_caught_up"] and client["sla_drain_s"] <= SLA_CAUGHT_UP_S
-                rung["sustained"] = sustained
-                doc["rungs"].append(rung)
-                log(f"    client {rung['client_rate']:,.0f}/s, behind {client['behind_at_end']:,}, "
-                    f"lifecycle p99 {rung['lifecycle']['p99_ms']} ms, sla p99 {rung['sla']['p99_ms']} ms"
-                    f", CPU busy {cpu_share['total']:.2f} of {cpu_share['cores']} cores"
-                    f"{'' if sustained else ' (not sustained)'}")
-                if sustained:
+                rung = await measure(rate, "")
+                if rung["sustained"]:
                     chosen = rung
                     break
+            # The pipeline's CPU per event is reported at fixed rates whichever rung held.
+            for rate in cfg["cpu_rates"]:
+                if rate in result.pipeline_cpu:
+                    continue
+                if out_of_time(rate):
+                    break
+                rung = await measure(rate, " (for the pipeline CPU per event)")
+                rung["cpu_only"] = True
         p.sample_rss()
         doc["sla_outcome_kinds"] = dict(p.sla_kinds)
         doc["rss_samples"] = {n: len(v) for n, v in p.rss.items()}
@@ -411,6 +467,9 @@ async def latency_part(options, stack: BenchStack, result: Result, log, started:
                 result.set_rss(name, None, f"{name}: no memory sample")
         doc["rss_mb_at_end"] = {n: round(v[-1], 1) if v else None for n, v in p.rss.items()}
         doc["rss_mb_peak"] = {n: round(max(v), 1) if v else None for n, v in p.rss.items()}
+        if result.figures["pipeline_cpu_us_per_event"] is None:
+            result.skip("pipeline_cpu_us_per_event",
+                        doc.get("stopped") or f"no rung at {PIPELINE_CPU_HEADLINE_RATE:,} events/s was run")
         if chosen is None:
             reason = "no rate of the ladder was sustained (see parts.latency.rungs)"
             if doc.get("stopped"):

@@ -71,6 +71,11 @@ def render(doc: Mapping[str, Any], console: Console | None = None) -> None:
         t = targets.get(f"{key}_p99_ms", {})
         row("6", label, f"{key}_p99_ms", f"{_num(doc.get(f'{key}_p50_ms'))} / {_num(doc.get(f'{key}_p99_ms'))}", "",
             f"p99 {t.get('target', '')}", _met(t.get("met")))
+    t = targets.get("pipeline_cpu_us_per_event", {})
+    by_rate = doc.get("pipeline_cpu_us_per_event_by_rate") or {}
+    others = ", ".join(f"{_num(v)} at {int(r):,}/s" for r, v in by_rate.items() if int(r) != 5000)
+    row("6", "pipeline CPU µs/event at 5,000/s", "pipeline_cpu_us_per_event",
+        _num(doc.get("pipeline_cpu_us_per_event")), others, t.get("target", ""), _met(t.get("met")))
     for service, mb in (doc.get("rss_mb") or {}).items():
         t = targets.get(f"rss_mb.{service}", {})
         row("6", f"RSS {service}, MB (peak)", f"rss_mb.{service}", _num(mb), "", t.get("target", ""), _met(t.get("met")))
@@ -80,6 +85,11 @@ def render(doc: Mapping[str, Any], console: Console | None = None) -> None:
     console.print(f"[dim]machine: {m.get('cpu_model')}, {m.get('cores')} cores, {m.get('memory_mb')} MB, "
                   f"Python {m.get('python')}, Kafka {m.get('kafka_version')}, PostgreSQL {m.get('postgres_version')}; "
                   f"load average at start {m.get('load_average_at_start')}, at end {m.get('load_average_at_end')}[/dim]")
+    for rate, cpu in (doc.get("pipeline_cpu_by_rate") or {}).items():
+        per = cpu.get("us_per_event") or {}
+        parts_text = ", ".join(f"{name} {_num(v)}" for name, v in per.items())
+        console.print(f"[dim]pipeline CPU per event at {int(rate):,}/s: {_num(cpu.get('pipeline_us_per_event'))} µs "
+                      f"over {cpu.get('events', 0):,} events ({parts_text}; bench not counted)[/dim]")
     leads = lat.get("leads_in_store")
     if leads:
         console.print(f"[dim]part 6 ran with {leads:,} leads in the event store[/dim]")

@@ -28,7 +28,7 @@ PART_FIGURES: dict[str, tuple[str, ...]] = {
     "faust_floor": ("faust_floor_events_per_s",),
     "sla_monitor": ("sla_monitor_events_per_s",),
     "latency": ("lifecycle_p50_ms", "lifecycle_p99_ms", "sla_p50_ms", "sla_p99_ms", "latency_rate_per_s",
-                "rss_mb.ingest", "rss_mb.lifecycle", "rss_mb.sla_monitor"),
+                "pipeline_cpu_us_per_event", "rss_mb.ingest", "rss_mb.lifecycle", "rss_mb.sla_monitor"),
 }
 
 

@@ -23,6 +23,7 @@ HEADLINE_KEYS: tuple[str, ...] = (
     "sla_p50_ms",
     "sla_p99_ms",
     "latency_rate_per_s",
+    "pipeline_cpu_us_per_event",
 )
 SERVICES: tuple[str, ...] = ("ingest", "lifecycle", "sla_monitor")
 
@@ -39,7 +40,13 @@ TARGETS: dict[str, tuple[str, float]] = {
     "lifecycle_p99_ms": ("<", 100.0),
     "sla_p99_ms": ("<", 250.0),
     "latency_rate_per_s": (">=", 5_000.0),
+    "pipeline_cpu_us_per_event": ("<=", 200.0),
 }
+# What the pipeline is, for its CPU per event: the three services and the servers they use. The
+# bench process (load generator and readers) is measured beside it, not counted in it.
+PIPELINE_PROCESSES: tuple[str, ...] = ("ingest", "lifecycle", "sla_monitor", "kafka", "postgres")
+# The rate whose CPU per event is the headline figure.
+PIPELINE_CPU_HEADLINE_RATE = 5_000
 RSS_TARGET_MB = 400.0
 
 
@@ -103,7 +110,33 @@ def target_met(value: float | None, comparison: str, bound: float) -> bool | Non
         return value >= bound
     if comparison == "<":
         return value < bound
+    if comparison == "<=":
+        return value <= bound
     raise ValueError(f"unknown comparison {comparison!r}")
+
+
+def pipeline_cpu_per_event(before: Mapping[str, float | None], after: Mapping[str, float | None],
+                           events: int) -> dict[str, Any]:
+    """CPU microseconds per event of every process over a window in which `events` went through
+    the pipeline, from two snapshots of CPU seconds (`CpuMeter.snapshot`).
+
+    The total is the sum over `PIPELINE_PROCESSES` and is None (with the processes that were not
+    measured under `unmeasured`) when any of them has no figure: a part of the pipeline is never
+    guessed as zero. Other processes (the bench) are reported, not added."""
+    cpu_s: dict[str, float | None] = {}
+    for name in dict.fromkeys([*PIPELINE_PROCESSES, *before]):
+        start, end = before.get(name), after.get(name)
+        cpu_s[name] = None if start is None or end is None else max(0.0, end - start)
+    per_event = {name: (None if v is None or events <= 0 else round(v / events * 1e6, 2)) for name, v in cpu_s.items()}
+    unmeasured = [name for name in PIPELINE_PROCESSES if per_event[name] is None]
+    total = None if unmeasured or events <= 0 else round(sum(cpu_s[n] for n in PIPELINE_PROCESSES) / events * 1e6, 2)
+    return {
+        "events": events,
+        "cpu_s": {name: _round(v, 3) for name, v in cpu_s.items()},
+        "us_per_event": per_event,
+        "pipeline_us_per_event": total,
+        "unmeasured": unmeasured,
+    }
 
 
 @dataclass
@@ -119,6 +152,8 @@ class Result:
     reasons: dict[str, str] = field(default_factory=dict)
     parts: dict[str, dict[str, Any]] = field(default_factory=dict)
     duration_s: float | None = None
+    # offered rate (events/s) -> `pipeline_cpu_per_event` of the rung at that rate
+    pipeline_cpu: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def set(self, key: str, value: float | None, reason: str | None = None) -> None:
         if key not in self.figures:
@@ -149,6 +184,15 @@ class Result:
         self.rss_mb[service] = round(float(mb), 1)
         self.reasons.pop(f"rss_mb.{service}", None)
 
+    def set_pipeline_cpu(self, rate: int, breakdown: Mapping[str, Any]) -> None:
+        """The pipeline's CPU per event measured at `rate`; the one at the headline rate is
+        `pipeline_cpu_us_per_event`."""
+        self.pipeline_cpu[int(rate)] = dict(breakdown)
+        if int(rate) == PIPELINE_CPU_HEADLINE_RATE:
+            missing = ", ".join(breakdown.get("unmeasured") or []) or "no events"
+            self.set("pipeline_cpu_us_per_event", breakdown.get("pipeline_us_per_event"),
+                     f"the CPU of {missing} was not measured at {rate:,} events/s")
+
     def ratios(self) -> dict[str, float | None]:
         return {name: _round(ratio(self.figures[a], self.figures[b]), 3) for name, (a, b, _t) in RATIOS.items()}
 
@@ -169,6 +213,9 @@ class Result:
         doc: dict[str, Any] = {"schema": "leadflow-bench/1", "mode": self.mode, "events": self.events}
         for key in HEADLINE_KEYS:
             doc[key] = _round(self.figures[key], 3)
+        doc["pipeline_cpu_us_per_event_by_rate"] = {
+            str(r): b.get("pipeline_us_per_event") for r, b in sorted(self.pipeline_cpu.items())}
+        doc["pipeline_cpu_by_rate"] = {str(r): b for r, b in sorted(self.pipeline_cpu.items())}
         doc["rss_mb"] = dict(self.rss_mb)
         doc["ratios"] = self.ratios()
         doc["targets"] = self.targets()

@@ -86,7 +86,7 @@ class Decoded:
 
     __slots__ = ("offset", "key", "value", "event", "_envelope", "error", "payload_json")
 
-    def __init__(self, offset: int, key: bytes | None, value: bytes | None, event: Event | None,
+    def __init__(self, offset: int, key: bytes | None, value: Any, event: Event | None,
                  envelope: dict | None, error: str | None, payload_json: str | None = None) -> None:
         self.offset = offset
         self.key = key
@@ -100,16 +100,17 @@ class Decoded:
     def envelope(self) -> dict | None:
         envelope = self._envelope
         if envelope is None and self.event is not None:
-            envelope = self._envelope = envelope_record(self.event, self.payload_json)
+            envelope = self._envelope = envelope_record(self.event, self.payload_json)  # type: ignore[arg-type]  # a decoded event has its payload text
         return envelope
 
 
-def decode_record(codec, offset: int, key: bytes | None, value: bytes | None) -> Decoded:
+def decode_record(codec, offset: int, key: bytes | None, value: Any) -> Decoded:
     """An input record of leadflow.events, or the reason it cannot be stored as an event.
     `codec`: a wire.EnvelopeDecoder (its fast reader first), or anything with
-    `decode(message) -> envelope record` (an AvroCodec)."""
+    `decode(message) -> envelope record` (an AvroCodec). `value` is bytes from Kafka; anything
+    else (None, a memoryview...) goes to the codec, which reads or explains it."""
     read = getattr(codec, "read", None)
-    if read is not None and value is not None:
+    if read is not None and type(value) is bytes:
         got = read(value)   # None: not for the fast path (it has no NUL in its strings either)
         if got is not None:
             return Decoded(offset, key, value, got[0], None, None, got[1])
@@ -126,7 +127,8 @@ def decode_partition(codec, records: Iterable[Any]) -> list[Decoded]:
     append = out.append
     for r in records:
         value = r.value
-        got = read(value) if value is not None else None
+        # Only bytes take the fast reader (compiled, it accepts nothing else); the rest, the codec.
+        got = read(value) if type(value) is bytes else None
         if got is None:
             append(_decode_with_codec(codec, r.offset, r.key, value))
         else:
@@ -134,7 +136,7 @@ def decode_partition(codec, records: Iterable[Any]) -> list[Decoded]:
     return out
 
 
-def _decode_with_codec(codec, offset: int, key: bytes | None, value: bytes | None) -> Decoded:
+def _decode_with_codec(codec, offset: int, key: bytes | None, value: Any) -> Decoded:
     """The codec's path of decode_record: any schema version, and the error text of a record
     that cannot be read."""
     try:
@@ -151,12 +153,14 @@ def _decode_with_codec(codec, offset: int, key: bytes | None, value: bytes | Non
 # JSON escapes Postgres jsonb refuses: \u0000, and UTF-16 surrogates (a lone one is refused; a pair
 # is fine, but telling them apart is not worth it on this rare path: both are re-encoded).
 _JSONB_UNSAFE = re.compile(r"\\u(0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+# Written as chr(): a compiled build (mypyc) refuses surrogates in string literals.
+_SURROGATE_FIRST, _SURROGATE_LAST = chr(0xD800), chr(0xDFFF)
 _compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
 def _clean(value: Any) -> Any:
     if isinstance(value, str):
-        if "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value):
+        if "\x00" in value or any(_SURROGATE_FIRST <= ch <= _SURROGATE_LAST for ch in value):
             value = value.replace("\x00", "\ufffd").encode("utf-16", "surrogatepass").decode("utf-16", "replace")
         return value
     if isinstance(value, dict):
@@ -297,7 +301,7 @@ def plan_round(
             if event is None:
                 unreadable_rows.append((topic, partition, rec.offset, rec.key, rec.value, rec.error))
                 continue
-            payload = jsonb_text(rec.payload_json)
+            payload = jsonb_text(rec.payload_json)  # type: ignore[arg-type]  # a read record has its payload text
             event_id = event.event_id
             if event_id in seen:
                 duplicates += 1

@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 import struct
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 from services.common.avro_codec import (
     HEADER_LEN, AvroCodec, AvroCodecError, decode_payload_json, event_from_avro, event_to_avro,
@@ -85,8 +85,8 @@ class _Payloads(dict):
     is as good as a new parse. Only flat dicts of small texts are kept; emptied when full."""
 
     __slots__ = ()
-    LIMIT = 256          # bytes of payload JSON worth keeping
-    ENTRIES = 20_000     # a few MB at most
+    LIMIT: ClassVar[int] = 256          # bytes of payload JSON worth keeping
+    ENTRIES: ClassVar[int] = 20_000     # a few MB at most
 
     def keep(self, raw: bytes, text: str, payload: Any) -> None:
         if type(payload) is not dict:
@@ -290,9 +290,10 @@ class EnvelopeDecoder:
         """(the Event, its payload_json) when the fast path reads `message`, else None."""
         return self.read(message)
 
-    def decode(self, message: bytes) -> dict[str, Any]:
-        """The envelope record, as the codec gives it."""
-        got = self.read(message)
+    def decode(self, message: Any) -> dict[str, Any]:
+        """The envelope record, as the codec gives it (which also reads a memoryview or bytearray;
+        the fast reader takes bytes only)."""
+        got = self.read(message) if type(message) is bytes else None
         if got is None:
             return self.codec.decode(message)
         event, text = got
@@ -336,11 +337,14 @@ class LifecycleEncoder:
         join = b"".join
         unreadable = (IndexError, ValueError)   # a message the splice cannot walk: the codec encodes
 
-        def splice(t: Transition, m: bytes | None) -> bytes | None:
-            """The record of `t` from `m`, the input message of t's event (its lead_id and
-            event_id fields are t's, its body is the event field); None unless `m` was written
-            with the current event_envelope schema."""
-            if m is None or m[:HEADER_LEN] != in_header:
+        def splice(t: Transition, message: Any) -> bytes | None:
+            """The record of `t` from `message`, the input message of t's event (its lead_id and
+            event_id fields are t's, its body is the event field); None unless `message` is bytes
+            written with the current event_envelope schema."""
+            if type(message) is not bytes:
+                return None   # None, or a memoryview... (never from aiokafka): the codec encodes
+            m: bytes = message   # compiled (mypyc), the reads below are then bytes operations
+            if m[:HEADER_LEN] != in_header:
                 return None
             try:
                 n0 = m[10]
@@ -361,7 +365,7 @@ class LifecycleEncoder:
 
         return splice
 
-    def encode(self, t: Transition, envelope: Mapping[str, Any], message: bytes | None) -> bytes:
+    def encode(self, t: Transition, envelope: Mapping[str, Any], message: Any) -> bytes:
         """The lifecycle record of `t`; `message` is the input message the event came in (its
         bytes are reused when written with the current event_envelope schema)."""
         out = self.splice(t, message)

@@ -46,3 +46,15 @@ def test_service_env_points_at_the_part_and_keeps_only_bench_variables(monkeypat
     assert env["LEADFLOW_TOPIC_PREFIX"] == s.topics.prefix
     assert env["LEADFLOW_LIFECYCLE_METRICS_PORT"] == "9999"
     assert env["LEADFLOW_BENCH_PROFILE"] == "/tmp/p.prof"
+
+
+def test_a_lever_reaches_the_services_only_through_the_bench_prefix(monkeypatch, tmp_path):
+    from services.bench.environment import BenchStack, part_settings, service_env
+
+    monkeypatch.setenv("LEADFLOW_LIFECYCLE_ROUND_INTERVAL_MS", "7")        # the caller's own: dropped
+    monkeypatch.setenv("LEADFLOW_BENCH_SET_LIFECYCLE_ROUND_INTERVAL_MS", "100")
+    monkeypatch.setenv("LEADFLOW_BENCH_SET_", "ignored")                    # no name: not a setting
+    stack = BenchStack("127.0.0.1:1234", "postgresql://postgres@127.0.0.1:5/x", tmp_path)
+    env = service_env(part_settings(stack, "latency", 6))
+    assert env["LEADFLOW_LIFECYCLE_ROUND_INTERVAL_MS"] == "100"
+    assert "LEADFLOW_" not in env

@@ -97,6 +97,8 @@ def test_target_comparisons():
     assert target_met(99.9, "<", 100) is True
     assert target_met(100, "<", 100) is False
     assert target_met(None, "<", 100) is None
+    assert target_met(200, "<=", 200) is True
+    assert target_met(200.1, "<=", 200) is False
     with pytest.raises(ValueError):
         target_met(1, "==", 1)
 
@@ -109,7 +111,7 @@ def full_result() -> Result:
         "core_events_per_s": 150_000.0, "passthrough_events_per_s": 40_000.0, "faust_peer_events_per_s": 2_500.0,
         "lifecycle_events_per_s": 20_000.0, "faust_floor_events_per_s": 10_000.0, "sla_monitor_events_per_s": 6_000.0,
         "lifecycle_p50_ms": 20.0, "lifecycle_p99_ms": 80.0, "sla_p50_ms": 120.0, "sla_p99_ms": 300.0,
-        "latency_rate_per_s": 5000.0,
+        "latency_rate_per_s": 5000.0, "pipeline_cpu_us_per_event": 340.0,
     }
     for key, value in values.items():
         r.set(key, value)
@@ -142,6 +144,7 @@ def test_targets_say_which_are_met():
     assert targets["sla_p99_ms"]["met"] is False
     assert targets["rss_mb.sla_monitor"]["met"] is False
     assert targets["rss_mb.lifecycle"]["met"] is True
+    assert targets["pipeline_cpu_us_per_event"]["met"] is False
 
 
 def test_a_part_that_did_not_run_is_null_with_its_reason_and_no_ratio():
