@@ -135,7 +135,7 @@ def outcome_record(emission: Emission, emitted_at: datetime) -> dict[str, Any]:
         "kind": emission.kind,
         "sla": window.sla,
         "lead_id": None,
-        "scope": window.outcome_line()["scope"],
+        "scope": window.scope,
         "clock_id": window_id(window.key),
         "outcome": window.outcome or "open",
         "started_at": window.window_start,

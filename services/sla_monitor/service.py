@@ -33,10 +33,10 @@ from services.common.avro_codec import AvroCodec, AvroCodecError
 from services.common.config import Settings, env_flag, env_number
 from services.common.kafka import group_id_for, lead_key
 from services.common.metrics import serve_metrics
-from services.common.timefmt import format_utc, parse_rfc3339
+from services.common.timefmt import parse_rfc3339
 from services.sla_monitor import store
 from services.sla_monitor.domain import Emission, Policy, SlaEngine
-from services.sla_monitor.domain.clocks import WINDOW_REJUDGED
+from services.sla_monitor.domain.clocks import WINDOW_REJUDGED, window_key
 from services.sla_monitor.metrics import SlaMetrics, WindowView
 from services.sla_monitor.records import (
     clock_id,
@@ -134,11 +134,9 @@ def _window_view(snapshot: Mapping[str, Any]) -> WindowView:
 
 
 def _window_id_of(snapshot: Mapping[str, Any]) -> str:
-    """The id of a window snapshot (Window.make_key's, without building the window)."""
-    start = format_utc(parse_rfc3339(snapshot["window_start"]))
-    if snapshot.get("checkpoint"):
-        start = f"{start}/pace/{snapshot['checkpoint']}"
-    return window_id((snapshot["sla"], snapshot["owner"] or "", start))
+    """The id of a window snapshot (its key's, without building the window)."""
+    return window_id(window_key(snapshot["sla"], snapshot["owner"], parse_rfc3339(snapshot["window_start"]),
+                                snapshot.get("checkpoint")))
 
 
 class SlaMonitor:

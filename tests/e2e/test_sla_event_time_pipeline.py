@@ -18,7 +18,6 @@ import asyncio
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 from collections import Counter
@@ -38,6 +37,7 @@ from services.sla_monitor.domain import load_policy
 from services.sla_monitor.domain.clocks import Clock, Window
 from services.stack.process import free_port
 from tests.faults.lifecycle_harness import read_topic, wait_for
+from tests.faults.pipeline_procs import ServiceProc
 from tests.integration.sla.sla_harness import read_sla
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
@@ -76,33 +76,6 @@ def november_stream(seed: int = 12) -> list[dict]:
         if cursors[lead] == len(by_lead[lead]):
             del cursors[lead]
     return stream
-
-
-class Service:
-    """`python -m MODULE` with the test's settings; output appended to a log file."""
-
-    def __init__(self, module: str, env: dict[str, str], log_path: Path) -> None:
-        self.module, self.env, self.log_path = module, env, log_path
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", self.module], cwd=REPO, env=self.env,
-                                         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
 
 
 async def end_offsets(settings, topic: str) -> dict[int, int]:
@@ -182,9 +155,10 @@ async def test_live_outcomes_equal_replay_through_backlog_and_kills(settings, tm
                 "LEADFLOW_SLA_HEARTBEAT_INTERVAL_S": "1", "LEADFLOW_SLA_CATCHUP_GRACE_S": "5",
                 "LEADFLOW_SLA_BATCH_MAX": "300",
                 "LEADFLOW_LIFECYCLE_SESSION_TIMEOUT_MS": "6000", "LEADFLOW_LIFECYCLE_HEARTBEAT_INTERVAL_MS": "1000"})
-    ingest = Service("services.ingest", env, tmp_path / "ingest.log")
-    lifecycle = Service("services.lifecycle", env, tmp_path / "lifecycle.log")
-    monitor = Service("services.sla_monitor", {**env, "LEADFLOW_INSTANCE_ID": "sla-a"}, tmp_path / "sla.log")
+    ingest = ServiceProc("ingest", "services.ingest", ports["ingest_port"], env, tmp_path)
+    lifecycle = ServiceProc("lifecycle", "services.lifecycle", ports["lifecycle_metrics_port"], env, tmp_path)
+    monitor = ServiceProc("sla", "services.sla_monitor", ports["sla_metrics_port"],
+                          {**env, "LEADFLOW_INSTANCE_ID": "sla-a"}, tmp_path)
     ingest.start()
     lifecycle.start()
     url = f"http://127.0.0.1:{ports['ingest_port']}/v1/events"
@@ -265,11 +239,11 @@ async def test_live_outcomes_equal_replay_through_backlog_and_kills(settings, tm
 
         await wait_for(monitor_caught_up, 300, what="the SLA monitor to apply every lifecycle record")
         await asyncio.sleep(3)  # a few timer ticks at the wall clock
-        monitor.stop()
+        monitor.terminate()
         until = datetime.now(timezone.utc).replace(microsecond=0)
     finally:
         for service in (monitor, lifecycle, ingest):
-            service.stop()
+            service.terminate()
 
     policy_args = ["--policy", str(policy_file)] if policy_file else []
     replay = subprocess.run([sys.executable, "-m", "services.cli", "replay", str(events_file), "--until",

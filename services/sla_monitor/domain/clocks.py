@@ -31,6 +31,12 @@ ClockKey = tuple[str, str, str]  # (sla, lead_id, id of the starting event)
 WindowKey = tuple[str, str, str]  # (sla, owner or "", window start as RFC 3339 UTC)
 
 
+def window_key(sla: str, owner: str | None, window_start: datetime, checkpoint: str | None = None) -> WindowKey:
+    """A window's key: its SLA, owner ("" for none), and its start (plus a pace checkpoint's day)."""
+    start = format_utc(window_start)
+    return (sla, owner or "", start if checkpoint is None else f"{start}/pace/{checkpoint}")
+
+
 def _time_out(value: datetime | None) -> str | None:
     return None if value is None else format_utc_precise(value)
 
@@ -188,8 +194,15 @@ class Window:
         self.key = self.make_key()
 
     def make_key(self) -> WindowKey:
-        start = format_utc(self.window_start)
-        return (self.sla, self.owner or "", start if self.checkpoint is None else f"{start}/pace/{self.checkpoint}")
+        return window_key(self.sla, self.owner, self.window_start, self.checkpoint)
+
+    @property
+    def scope(self) -> dict[str, str]:
+        """The outcome line's scope: {}, {"owner": ...} or {"team": ...}, and a checkpoint's day."""
+        scope: dict[str, str] = {} if self.owner is None else {self.per or "owner": self.owner}
+        if self.checkpoint is not None:
+            scope["checkpoint"] = self.checkpoint
+        return scope
 
     @property
     def weekly(self) -> bool:
@@ -233,13 +246,10 @@ class Window:
 
     def outcome_line(self) -> dict[str, Any]:
         start, end = format_utc(self.window_start), format_utc(self.window_end)
-        scope: dict[str, str] = {} if self.owner is None else {self.per or "owner": self.owner}
-        if self.checkpoint is not None:
-            scope["checkpoint"] = self.checkpoint
         line: dict[str, Any] = {
             "sla": self.sla,
             "lead_id": None,
-            "scope": scope,
+            "scope": self.scope,
             "outcome": self.outcome or OPEN,
             "started_at": start,
             "due_at": end,

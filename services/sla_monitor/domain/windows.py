@@ -310,5 +310,14 @@ class WindowSeries:
 def share_value(attr: str, fit: str | None, channel: str | None, segment: str | None, team: str | None,
                 source: str | None, attributes: Mapping[str, str] | None) -> Any:
     """The lead's value of the attribute a share is about."""
-    return {"fit": fit, "channel": channel, "segment": segment, "team": team, "source": source}.get(
-        attr, (attributes or {}).get(attr))
+    if attr == "fit":
+        return fit
+    if attr == "channel":
+        return channel
+    if attr == "segment":
+        return segment
+    if attr == "team":
+        return team
+    if attr == "source":
+        return source
+    return (attributes or {}).get(attr)
